@@ -1,0 +1,86 @@
+"""Provider metadata that Airflow reads through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe this provider to Airflow's providers manager (cheap: imports nothing)."""
+    from airflow_provider_openrouter import __version__
+
+    return {
+        "package-name": "airflow-provider-openrouter",
+        "name": "OpenRouter",
+        "description": "Land OpenRouter's public usage datasets (model and app rankings) in any object store.",
+        "versions": [__version__],
+        "connection-types": [
+            {
+                "connection-type": "openrouter",
+                "hook-class-name": "airflow_provider_openrouter.hooks.openrouter.OpenRouterHook",
+                "hook-name": "OpenRouter",
+                "conn-fields": {
+                    "http_referer": {
+                        "label": "HTTP-Referer (your app's URL)",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "Sent as HTTP-Referer; OpenRouter attributes the calling app by it.",
+                    },
+                    "x_title": {
+                        "label": "App title",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "Sent as X-OpenRouter-Title.",
+                    },
+                    "categories": {
+                        "label": "App categories",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "Comma-separated, sent as X-OpenRouter-Categories (e.g. cli-agent,cloud-agent).",
+                    },
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "schema": {"type": ["number", "null"], "default": 60},
+                    },
+                    "requests_per_minute": {
+                        "label": "Requests per minute",
+                        "schema": {"type": ["integer", "null"], "default": 30},
+                        "description": "Pacing per key inside each task process (OpenRouter allows 30).",
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"password": "API key", "host": "Base URL"},
+                    "placeholders": {"host": "https://openrouter.ai/api/v1", "password": "sk-or-..."},
+                },
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "OpenRouter",
+                "python-modules": ["airflow_provider_openrouter.hooks.openrouter"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "OpenRouter",
+                "python-modules": ["airflow_provider_openrouter.operators.rankings"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "OpenRouter",
+                "python-modules": ["airflow_provider_openrouter.sensors.as_of"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "OpenRouter",
+                "python-modules": ["airflow_provider_openrouter.triggers.as_of"],
+            }
+        ],
+        "integrations": [
+            {
+                "integration-name": "OpenRouter",
+                "external-doc-url": "https://openrouter.ai/docs",
+                "tags": ["service"],
+            }
+        ],
+    }
