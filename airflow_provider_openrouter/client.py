@@ -14,10 +14,11 @@ import json
 import logging
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, Generator, Mapping, Union
+from typing import Any, Callable, Generator, Iterator, Mapping, Union
 
 import httpx
 
@@ -26,6 +27,7 @@ from airflow_provider_openrouter.exceptions import (
     AuthenticationError,
     BadRequestError,
     InvalidResponseError,
+    OpenRouterError,
     QuotaExhaustedError,
     RateLimitedError,
     ServerError,
@@ -277,6 +279,17 @@ class OpenRouterClient:
                 status=status,
                 api_message=message,
             )
+
+    @contextmanager
+    def redacting(self) -> Iterator[None]:
+        """Scrub the key from any :class:`OpenRouterError` raised inside (e.g. validation echoing a response)."""
+        try:
+            yield
+        except OpenRouterError as exc:
+            text = str(exc)
+            if self._api_key in text:
+                exc.args = (self._redact(text),)
+            raise
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key in text else text

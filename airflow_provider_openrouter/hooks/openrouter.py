@@ -143,8 +143,10 @@ class OpenRouterHook(BaseHook):
         before 2025-01-01, or an end past the last complete day); ``result.meta`` has the answer's.
         """
         window = endpoints.request_window(start_date, end_date)
-        payload = self.get_conn().get(endpoints.RANKINGS_DAILY_PATH, endpoints.window_params(window))
-        result = parse_rankings_daily(payload, window)
+        client = self.get_conn()
+        payload = client.get(endpoints.RANKINGS_DAILY_PATH, endpoints.window_params(window))
+        with client.redacting():
+            result = parse_rankings_daily(payload, window)
         self.log.info(
             "rankings-daily %s: %d rows, as_of %s%s",
             window, len(result.rows), result.meta.as_of.isoformat(),
@@ -175,12 +177,15 @@ class OpenRouterHook(BaseHook):
             params = endpoints.app_page_params(
                 window, sort=sort, category=category, subcategory=subcategory, offset=offset, limit=limit
             )
-            pages.append(parse_app_rankings_page(client.get(endpoints.APP_RANKINGS_PATH, params), offset))
+            payload = client.get(endpoints.APP_RANKINGS_PATH, params)
+            with client.redacting():
+                pages.append(parse_app_rankings_page(payload, offset))
             sent.append(params)
             if len(pages[-1][1]) < limit:
                 break
         total = sum(len(rows) for _, rows in pages)
-        result = join_app_pages(pages, window, capped=total >= APP_CEILING, requests=sent)
+        with client.redacting():
+            result = join_app_pages(pages, window, capped=total >= APP_CEILING, requests=sent)
         self.log.info(
             "app-rankings %s sort=%s category=%s subcategory=%s: %d apps in %d request(s), as_of %s",
             window, sort, category, subcategory, total, len(sent), result.meta.as_of.isoformat(),

@@ -1,0 +1,181 @@
+"""OpenRouterHook through a real Airflow connection, against the emulator over loopback."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from typing import Any
+
+import pytest
+
+from airflow_provider_openrouter.catalog import DATASET_FLOOR
+from airflow_provider_openrouter.exceptions import (
+    AuthenticationError,
+    InvalidParameterError,
+    InvalidResponseError,
+    OpenRouterError,
+)
+from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+from airflow_provider_openrouter.retry import RetryPolicy
+
+FAST = RetryPolicy(max_attempts=2, max_rate_limit_retries=1, backoff_base=0.01, backoff_max=0.02, jitter=0.0)
+
+
+def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str = "openrouter_default", **fields: Any) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "openrouter", **fields}))
+
+
+@pytest.fixture
+def hook(openrouter_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> OpenRouterHook:
+    set_connection(monkeypatch, password="sk-or-emulator", host=openrouter_emulator.base_url)
+    return OpenRouterHook(retry_policy=FAST)
+
+
+def test_connection_defaults_and_extras(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, "or_plain", password="sk-or-xxxxxxxxxxxx")
+    client = OpenRouterHook("or_plain").get_conn()
+    assert client.base_url == "https://openrouter.ai/api/v1"
+    assert client.timeout == 60.0 and client._limiter.requests_per_minute == 30
+    set_connection(
+        monkeypatch, "or_extras", password="sk-or-xxxxxxxxxxxx", host="proxy.internal/api/v1",
+        extra={"timeout": "12.5", "requests_per_minute": 20, "http_referer": "https://lake.example", "x_title": "Lake", "categories": "cli-agent"},
+    )
+    client = OpenRouterHook("or_extras").get_conn()
+    assert client.base_url == "https://proxy.internal/api/v1"
+    assert client.timeout == 12.5 and client._limiter.requests_per_minute == 20
+    assert client._headers["X-OpenRouter-Title"] == "Lake" and client._headers["X-OpenRouter-Categories"] == "cli-agent"
+    assert client._headers["HTTP-Referer"] == "https://lake.example"
+
+
+@pytest.mark.parametrize("extra", [{"timeout": "soon"}, {"timeout": -1}, {"requests_per_minute": "2.5"}, {"requests_per_minute": 0}, {"requests_per_minute": True}])
+def test_bad_extras_are_named(monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any]) -> None:
+    set_connection(monkeypatch, "or_bad", password="sk-or-xxxxxxxxxxxx", extra=extra)
+    with pytest.raises(InvalidParameterError, match=f"Extra '{next(iter(extra))}' of connection 'or_bad'"):
+        OpenRouterHook("or_bad").get_conn()
+
+
+def test_test_connection_success_and_invalid_key(hook: OpenRouterHook, openrouter_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ok, message = hook.test_connection()
+    assert ok and "is valid" in message and openrouter_emulator.base_url in message
+    assert openrouter_emulator.request_count("/key") == 1
+    set_connection(monkeypatch, "or_wrong", password="sk-or-not-a-real-key", host=openrouter_emulator.base_url)
+    ok, message = OpenRouterHook("or_wrong").test_connection()
+    assert not ok and "invalid API key" in message and "Traceback" not in message
+
+
+def test_test_connection_reports_an_unreachable_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, "or_down", password="sk-or-xxxxxxxxxxxx", host="http://127.0.0.1:9/api/v1")
+    ok, message = OpenRouterHook("or_down", retry_policy=FAST).test_connection()
+    assert not ok and "ConnectError" in message
+
+
+def test_rankings_daily_typed_exact_and_counted(hook: OpenRouterHook) -> None:
+    result = hook.get_rankings_daily(date(2025, 3, 1), "2025-03-03")
+    assert {r.date for r in result.rows} == {date(2025, 3, d) for d in (1, 2, 3)}
+    assert all(type(r.total_tokens) is int for r in result.rows)
+    assert max(r.total_tokens for r in result.rows) > 2**53
+    assert result.rows[50].model_permaslug == "other"
+    assert result.meta.as_of.tzinfo is not None and result.meta.version == "v1"
+    assert not result.clamped and hook.request_count == 1
+
+
+def test_clamped_windows_are_exposed_not_hidden(hook: OpenRouterHook, openrouter_emulator: Any) -> None:
+    early = hook.get_rankings_daily("2024-12-30", "2025-01-02")
+    assert early.clamped and early.meta.start_date == DATASET_FLOOR and early.requested.start == date(2024, 12, 30)
+    last = openrouter_emulator.last_complete_day()
+    late = hook.get_rankings_daily(last, date.fromordinal(last.toordinal() + 2))
+    assert late.clamped and late.meta.end_date == last
+
+
+@pytest.mark.parametrize(
+    "start,end,match",
+    [("2025-03-05", "2025-03-01", "before start_date"), ("2024-01-01", "2024-12-31", "first day"),
+     ("2025-01-01", "2026-01-02", "spans 367 days"), ("2025-3-1", "2025-03-02", "YYYY-MM-DD")],
+)
+def test_bad_windows_cost_no_request(hook: OpenRouterHook, openrouter_emulator: Any, start: str, end: str, match: str) -> None:
+    with pytest.raises(InvalidParameterError, match=match):
+        hook.get_rankings_daily(start, end)
+    assert openrouter_emulator.request_count() == 0
+
+
+def test_invalid_response_names_field_and_row(hook: OpenRouterHook, openrouter_emulator: Any) -> None:
+    body = {"data": [{"date": "2025-03-01", "model_permaslug": "x/y", "total_tokens": 1.5}],
+            "meta": {"as_of": "2025-03-02T01:00:00Z", "start_date": "2025-03-01", "end_date": "2025-03-01", "version": "v1"}}
+    openrouter_emulator.inject("payload", body=body)
+    with pytest.raises(InvalidResponseError) as info:
+        hook.get_rankings_daily("2025-03-01", "2025-03-01")
+    assert (info.value.field, info.value.row) == ("total_tokens", 0)
+
+
+def test_app_rankings_page_to_the_ceiling(hook: OpenRouterHook, openrouter_emulator: Any) -> None:
+    result = hook.get_app_rankings("2025-06-01", "2025-06-30", max_apps=200)
+    assert [r.rank for r in result.rows] == list(range(1, len(result.rows) + 1))
+    assert [p["offset"] for p in result.requests] == [0, 100][: len(result.requests)]
+    assert result.capped == (len(result.rows) == 200)
+    assert hook.request_count == len(result.requests) == openrouter_emulator.request_count("/datasets/app-rankings")
+    small = hook.get_app_rankings("2025-06-01", "2025-06-30", sort="popular", category="coding", max_apps=5)
+    assert len(small.rows) == 5 and not small.capped and small.requests[0]["category"] == "coding"
+
+
+def test_trending_short_page_stops_paging(hook: OpenRouterHook, openrouter_emulator: Any) -> None:
+    result = hook.get_app_rankings("2025-06-01", "2025-06-07", sort="trending", subcategory="roleplay", max_apps=150)
+    assert len(result.rows) < 100
+    assert len(result.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"sort": "hot"}, "sort='hot'"), ({"category": "Coding"}, "category='Coding'"), ({"subcategory": "cli"}, "subcategory='cli'"),
+     ({"category": "creative", "subcategory": "cli-agent"}, "belongs to category 'coding'"), ({"max_apps": 201}, "max_apps=201"),
+     ({"max_apps": 0}, "max_apps=0")],
+)
+def test_bad_app_parameters_cost_no_request(hook: OpenRouterHook, openrouter_emulator: Any, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(InvalidParameterError, match=match):
+        hook.get_app_rankings("2025-06-01", "2025-06-07", **kwargs)
+    assert openrouter_emulator.request_count() == 0
+
+
+def test_every_error_is_an_openrouter_error_and_an_airflow_exception() -> None:
+    from airflow.exceptions import AirflowException
+
+    from airflow_provider_openrouter import exceptions
+
+    classes = [getattr(exceptions, n) for n in dir(exceptions) if n.endswith("Error") and n != "OpenRouterError"]
+    assert len(classes) >= 8
+    assert all(issubclass(c, exceptions.OpenRouterError) and issubclass(c, AirflowException) for c in classes)
+    assert issubclass(exceptions.QuotaExhaustedError, exceptions.RateLimitedError)
+
+
+CANARY = "sk-or-v1-CANARY-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+def test_the_key_never_reaches_logs_errors_or_reprs(openrouter_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Success and every failure path, all loggers at DEBUG: the canary key appears nowhere."""
+    emulator = openrouter_emulator_factory(api_keys=(CANARY,), rpm=None, daily_limit=1)
+    set_connection(monkeypatch, "or_canary", password=CANARY, host=emulator.base_url, extra={"x_title": "canary"})
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    hook = OpenRouterHook("or_canary", retry_policy=FAST)
+    texts += [repr(hook), repr(hook.get_conn()), str(hook.test_connection())]
+    hook.get_rankings_daily("2025-03-01", "2025-03-01")
+    echo = {"error": {"code": 400, "message": f"bad key {CANARY} in request"}}
+    for kind, opts in [("500", {}), ("502_html", {}), ("truncated", {}), ("reset", {}), ("bad_json", {}), ("429", {}),
+                       ("payload", {"status": 400, "body": echo}), ("payload", {"status": 403, "body": echo}),
+                       ("payload", {"body": {"data": [], "meta": {"as_of": CANARY}}})]:
+        emulator.inject(kind, times=None, **opts)
+        with pytest.raises(OpenRouterError) as info:
+            hook.get_rankings_daily("2025-03-01", "2025-03-01")
+        texts += [str(info.value), repr(info.value)]
+        emulator.reset()
+    hook.get_rankings_daily("2025-03-01", "2025-03-01")  # uses the one daily request
+    with pytest.raises(OpenRouterError) as info:  # quota exhausted
+        hook.get_rankings_daily("2025-03-02", "2025-03-02")
+    texts.append(str(info.value))
+    wrong = OpenRouterHook("or_canary_wrong", retry_policy=FAST)
+    set_connection(monkeypatch, "or_canary_wrong", password=CANARY[::-1], host=emulator.base_url)
+    texts.append(str(wrong.test_connection()))
+    everything = "\n".join(texts + [r.getMessage() for r in caplog.records] + [caplog.text])
+    assert "invalid API key" in everything and "Internal Server Error" in everything  # the paths really ran
+    assert CANARY not in everything and CANARY[::-1] not in everything
+    assert CANARY[8:30] not in everything
