@@ -28,6 +28,7 @@ from airflow_provider_openrouter.exceptions import (
     BadRequestError,
     InvalidResponseError,
     OpenRouterError,
+    QueryTimeoutError,
     QuotaExhaustedError,
     RateLimitedError,
     ServerError,
@@ -273,6 +274,10 @@ class OpenRouterClient:
                     f"OpenRouter refused {what} for the key of {self.source} (HTTP 403: {message}). "
                     "The key lacks the permission this endpoint needs.",
                     status=status,
+                )
+            if status == 408:
+                raise QueryTimeoutError(
+                    f"OpenRouter timed out answering {what} (HTTP 408: {message}). Ask for a smaller time range."
                 )
             raise BadRequestError(
                 f"OpenRouter rejected {what} (HTTP {status}): {message}. Fix the parameters; retrying will not help.",

@@ -63,6 +63,11 @@ class ServerError(OpenRouterError):
         self.status = status
 
 
+class QueryTimeoutError(OpenRouterError):
+    """The API answered 408: the query ran too long. Retrying the same query will not help;
+    ask for a smaller time range."""
+
+
 class InvalidResponseError(OpenRouterError):
     """A response failed validation; ``field`` and ``row`` locate the problem when known."""
 

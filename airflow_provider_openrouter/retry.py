@@ -74,5 +74,6 @@ def is_daily_quota_message(message: str) -> bool:
 
 
 def is_retryable_status(status: int) -> bool:
-    """5xx and 408 are transient; 429 has its own rules; every other 4xx is final."""
-    return status >= 500 or status == 408
+    """5xx are transient; 429 has its own rules; every other 4xx is final (408 included: a query
+    that timed out times out again unless it is made smaller, which only the caller can do)."""
+    return status >= 500

@@ -15,6 +15,7 @@ from airflow_provider_openrouter.exceptions import (
     AuthenticationError,
     BadRequestError,
     InvalidResponseError,
+    QueryTimeoutError,
     QuotaExhaustedError,
     RateLimitedError,
     ServerError,
@@ -113,6 +114,14 @@ def test_empty_key_is_refused_before_any_request(openrouter_emulator: Any) -> No
     with pytest.raises(AuthenticationError, match="No API key"):
         make_client(openrouter_emulator, key="")
     assert openrouter_emulator.request_count() == 0
+
+
+def test_query_timeout_is_not_retried_at_the_same_size(openrouter_emulator: Any, call: Callable) -> None:
+    openrouter_emulator.inject("payload", status=408, body={"error": {"code": 408, "message": "Query timed out"}})
+    client = make_client(openrouter_emulator)
+    with pytest.raises(QueryTimeoutError, match="smaller time range"):
+        call(client)
+    assert client.request_count == 1
 
 
 def test_forbidden_is_an_authentication_error(openrouter_emulator: Any, call: Callable) -> None:

@@ -47,8 +47,8 @@ def test_backoff_doubles_is_capped_and_never_below_base() -> None:
 
 
 def test_classification() -> None:
-    assert all(is_retryable_status(s) for s in (500, 502, 503, 504, 408))
-    assert not any(is_retryable_status(s) for s in (400, 401, 403, 404, 422, 429))
+    assert all(is_retryable_status(s) for s in (500, 502, 503, 504))
+    assert not any(is_retryable_status(s) for s in (400, 401, 403, 404, 408, 422, 429))
     assert is_daily_quota_message("Daily request limit exceeded: 500 requests per day")
     assert not is_daily_quota_message("Rate limit exceeded: 30 requests per minute")
     assert next_utc_midnight(NOW) == datetime(2026, 5, 13, tzinfo=timezone.utc)
