@@ -236,7 +236,7 @@ class OpenRouterClient:
                         retry_at=retry_at,
                     )
                 rate_limited += 1
-                wait = policy.spread(retry_after) if retry_after is not None else policy.backoff(rate_limited)
+                wait = policy.after_retry_after(retry_after) if retry_after is not None else policy.backoff(rate_limited)
                 if rate_limited > policy.max_rate_limit_retries or not _fits(started, wait, policy):
                     raise RateLimitedError(
                         f"{what} was rate limited {rate_limited} time(s) ({message}). Lower requests_per_minute on "

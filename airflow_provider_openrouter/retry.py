@@ -18,7 +18,9 @@ class RetryPolicy:
 
     :param max_attempts: attempts for 5xx answers, timeouts, dropped connections and unreadable
         bodies, the first one included.
-    :param max_rate_limit_retries: 429 answers tolerated per call before :class:`RateLimitedError`.
+    :param max_rate_limit_retries: 429 answers tolerated per call before :class:`RateLimitedError`
+        (each one waits for ``Retry-After`` or a backoff first, so this never becomes a hot loop;
+        processes sharing one key need several rounds when they contend for the per-minute limit).
     :param backoff_base: first exponential backoff in seconds (doubles each retry).
     :param backoff_max: longest single backoff in seconds.
     :param max_retry_after: a 429 that asks to wait longer than this (seconds) means the daily
@@ -29,7 +31,7 @@ class RetryPolicy:
     """
 
     max_attempts: int = 5
-    max_rate_limit_retries: int = 8
+    max_rate_limit_retries: int = 30
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     max_retry_after: float = 300.0
@@ -44,6 +46,11 @@ class RetryPolicy:
     def spread(self, seconds: float, rng: random.Random | None = None) -> float:
         """``seconds`` plus up to ``jitter`` of it at random (never less than asked)."""
         return seconds * (1.0 + self.jitter * (rng or random).random())
+
+    def after_retry_after(self, seconds: float, rng: random.Random | None = None) -> float:
+        """The wait for a 429's ``Retry-After``: never earlier, plus a random spread of at least
+        ``jitter`` seconds (or ``jitter`` of the wait), so waiters do not all return at once."""
+        return seconds + max(self.jitter, self.jitter * seconds) * (rng or random).random()
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -46,6 +46,15 @@ def test_backoff_doubles_is_capped_and_never_below_base() -> None:
     assert min(values) >= 4.0 and max(values) <= 6.0 and len(set(values)) > 100
 
 
+def test_retry_after_waits_are_never_early_and_spread_out() -> None:
+    policy = RetryPolicy(jitter=0.2)
+    rng = random.Random(7)
+    short = [policy.after_retry_after(1.0, rng) for _ in range(200)]
+    assert min(short) >= 1.0 and max(short) <= 1.2 + 1e-9 and max(short) - min(short) > 0.15
+    long = [policy.after_retry_after(50.0, rng) for _ in range(200)]
+    assert min(long) >= 50.0 and max(long) <= 60.0 and max(long) - min(long) > 5
+
+
 def test_classification() -> None:
     assert all(is_retryable_status(s) for s in (500, 502, 503, 504))
     assert not any(is_retryable_status(s) for s in (400, 401, 403, 404, 408, 422, 429))
