@@ -39,6 +39,16 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Timeout (seconds)",
                         "schema": {"type": ["number", "null"], "default": 60},
                     },
+                    "management_api_key": {
+                        "label": "Management key (analytics)",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                        "description": "Only for the beta analytics API; or name another connection in management_conn_id.",
+                    },
+                    "management_conn_id": {
+                        "label": "Management key connection",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "An openrouter connection whose API key is a management key (analytics).",
+                    },
                     "requests_per_minute": {
                         "label": "Requests per minute",
                         "schema": {"type": ["integer", "null"], "default": 30},

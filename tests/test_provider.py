@@ -53,7 +53,7 @@ def test_connection_form_metadata_labels_the_api_key_and_hides_unused_fields() -
     assert standard["password"]["title"] == "API key"
     assert standard["host"]["title"] == "Base URL"
     assert standard["login"]["hidden"] and standard["port"]["hidden"]
-    assert {"http_referer", "x_title", "categories", "timeout", "requests_per_minute"} <= {
+    assert {"http_referer", "x_title", "categories", "timeout", "requests_per_minute", "management_api_key"} <= {
         name.rsplit("__", 1)[-1] for name in (meta.extra_fields or {})
     }
 

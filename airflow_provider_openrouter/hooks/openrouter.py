@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from airflow.sdk import BaseHook
 
 from airflow_provider_openrouter import endpoints
+from airflow_provider_openrouter.analytics import (
+    ANALYTICS_META_PATH,
+    ANALYTICS_QUERY_PATH,
+    AnalyticsMeta,
+    AnalyticsQuery,
+    AnalyticsResult,
+    parse_analytics_meta,
+    parse_query_response,
+    validate_query,
+)
+from airflow_provider_openrouter.analytics_split import (
+    DEFAULT_MAX_REQUESTS,
+    DEFAULT_MIN_SLICE,
+    check_complete_query,
+    collect_complete,
+)
 from airflow_provider_openrouter.catalog import APP_CEILING, validate_app_params
 from airflow_provider_openrouter.client import (
     DEFAULT_BASE_URL,
@@ -14,7 +32,7 @@ from airflow_provider_openrouter.client import (
     DEFAULT_TIMEOUT,
     OpenRouterClient,
 )
-from airflow_provider_openrouter.exceptions import InvalidParameterError, OpenRouterError
+from airflow_provider_openrouter.exceptions import AuthenticationError, InvalidParameterError, OpenRouterError
 from airflow_provider_openrouter.retry import RetryPolicy
 from airflow_provider_openrouter.validation import (
     AppRankings,
@@ -103,6 +121,9 @@ class OpenRouterHook(BaseHook):
         self.openrouter_conn_id = openrouter_conn_id
         self.retry_policy = retry_policy
         self._client: OpenRouterClient | None = None
+        self._analytics_client: OpenRouterClient | None = None
+        self._analytics_key_source: str | None = None
+        self._analytics_meta: AnalyticsMeta | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -122,7 +143,8 @@ class OpenRouterHook(BaseHook):
     @property
     def request_count(self) -> int:
         """Requests this hook has sent so far (each one counts against the daily quota)."""
-        return self._client.request_count if self._client is not None else 0
+        clients = {id(c): c for c in (self._client, self._analytics_client) if c is not None}
+        return sum(c.request_count for c in clients.values())
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key with ``GET /key``; never raises."""
@@ -191,3 +213,157 @@ class OpenRouterHook(BaseHook):
             window, sort, category, subcategory, total, len(sent), result.meta.as_of.isoformat(),
         )
         return result
+
+    # ------------------------------------------------------------------ analytics (beta)
+    #: Extra holding the management key itself. Airflow hides extras whose name contains
+    #: ``api_key`` in the UI, the API and logs; the hook masks it explicitly as well.
+    MANAGEMENT_KEY_EXTRA = "management_api_key"
+    #: Extra naming another connection whose password field holds the management key.
+    MANAGEMENT_CONN_EXTRA = "management_conn_id"
+
+    def get_analytics_client(self) -> OpenRouterClient:
+        """The client for the analytics API, which needs an OpenRouter *management* key.
+
+        Where the key comes from, first match wins:
+
+        1. extra ``management_conn_id`` of this connection: the id of another ``openrouter``
+           connection whose password is the management key (its own host/extras apply);
+        2. extra ``management_api_key`` of this connection: the management key itself (host,
+           timeout, pacing and attribution extras of this connection apply);
+        3. neither: this connection's own API key (works if it *is* a management key; a plain key
+           gets a 403, turned into an error that says where to put a management key).
+
+        The key is masked (``mask_secret``), paced with its own per-key limiter, and scrubbed from
+        every error like the main key; it never appears in logs or messages.
+        """
+        if self._analytics_client is None:
+            from airflow.sdk import Connection
+
+            conn = self.get_connection(self.openrouter_conn_id)
+            extra = conn.extra_dejson or {}
+            other_id = extra.get(self.MANAGEMENT_CONN_EXTRA)
+            key = extra.get(self.MANAGEMENT_KEY_EXTRA)
+            if other_id:
+                other = self.get_connection(str(other_id))
+                where = f"the password of connection {other.conn_id!r} (named by extra {self.MANAGEMENT_CONN_EXTRA!r})"
+                client = client_from_connection(other, self.retry_policy)
+            elif key:
+                if not isinstance(key, str):
+                    raise InvalidParameterError(
+                        f"Extra {self.MANAGEMENT_KEY_EXTRA!r} of connection {conn.conn_id!r} must be a string (the management key)."
+                    )
+                where = f"extra {self.MANAGEMENT_KEY_EXTRA!r} of connection {conn.conn_id!r}"
+                stand_in = Connection(conn_id=conn.conn_id, conn_type=conn.conn_type, host=conn.host, password=key, extra=conn.extra)
+                client = client_from_connection(stand_in, self.retry_policy)  # masks the key, parses the extras
+            else:
+                where, client = None, self.get_conn()
+            if where is not None:
+                client.source = f"the management key in {where}"
+            self._analytics_client, self._analytics_key_source = client, where
+        return self._analytics_client
+
+    @contextmanager
+    def _analytics_errors(self, client: OpenRouterClient) -> Iterator[None]:
+        """Scrub the key from errors and explain a 401/403 in terms of the management key."""
+        try:
+            with client.redacting():
+                yield
+        except AuthenticationError as exc:
+            where = self._analytics_key_source
+            how = (
+                f"put a management key in the extra {self.MANAGEMENT_KEY_EXTRA!r} of connection "
+                f"{self.openrouter_conn_id!r}, or set its extra {self.MANAGEMENT_CONN_EXTRA!r} to a connection "
+                "whose password is the management key. Create one in OpenRouter under Settings > Management keys."
+            )
+            if exc.status == 403 and where is None:
+                message = (
+                    f"OpenRouter's analytics API needs a management key, and the API key of connection "
+                    f"{self.openrouter_conn_id!r} is not one (HTTP 403). To fix it, {how}"
+                )
+            elif exc.status == 403:
+                message = f"OpenRouter refused the key in {where} for the analytics API (HTTP 403): it is not a management key. To fix it, {how}"
+            elif where is not None:
+                message = f"OpenRouter rejected the management key in {where} (HTTP 401): it is invalid or revoked. To fix it, {how}"
+            else:
+                raise
+            raise AuthenticationError(message, status=exc.status) from exc
+
+    def get_analytics_meta(self) -> AnalyticsMeta:
+        """Metrics, dimensions, granularities and operators of ``GET /analytics/meta``.
+
+        Fetched once per hook instance (one task run) and cached; every query is validated against it.
+        """
+        if self._analytics_meta is None:
+            client = self.get_analytics_client()
+            with self._analytics_errors(client):
+                self._analytics_meta = parse_analytics_meta(client.request("GET", ANALYTICS_META_PATH))
+            self.log.info(
+                "analytics meta: %d metrics, %d dimensions, granularities %s",
+                len(self._analytics_meta.metrics), len(self._analytics_meta.dimensions),
+                ",".join(self._analytics_meta.granularities),
+            )
+        return self._analytics_meta
+
+    def execute_analytics_query(self, query: AnalyticsQuery) -> AnalyticsResult:
+        """One ``POST /analytics/query`` for a validated query; the answer may be ``incomplete``.
+
+        :raises InvalidParameterError: the query does not fit the meta answer (no request spent on it).
+        :raises QueryTimeoutError: HTTP 408; ask for a smaller time range.
+        """
+        meta = self.get_analytics_meta()
+        validate_query(query, meta)
+        client = self.get_analytics_client()
+        with self._analytics_errors(client):
+            result = parse_query_response(client.request("POST", ANALYTICS_QUERY_PATH, json_body=query.to_body()), query)
+        self.log.info(
+            "analytics %s: %d rows%s", query.describe(), len(result.rows),
+            f" (INCOMPLETE: truncated, row_count {result.metadata.row_count})" if result.incomplete else "",
+        )
+        return result
+
+    def query_analytics(
+        self,
+        metrics: Sequence[str],
+        dimensions: Sequence[str] | None = None,
+        filters: Sequence[Any] | None = None,
+        granularity: str | None = None,
+        time_range: Any = None,
+        limit: int | None = None,
+        group_limit: int | None = None,
+        order_by: Mapping[str, str] | None = None,
+    ) -> AnalyticsResult:
+        """Run one analytics query (management key needed; see :meth:`get_analytics_client`).
+
+        ``filters``: ``{"field", "operator", "value"}`` dicts (``in``/``not_in`` take lists);
+        ``time_range``: ``(start, end)`` or ``{"start", "end"}`` of aware datetimes or
+        ``YYYY-MM-DDTHH:MM:SSZ`` strings, half-open; ``order_by``: ``{"field", "direction"}``.
+        The answer can be truncated at ``limit`` (``result.incomplete``): use
+        :meth:`query_analytics_complete` for a guaranteed complete answer.
+        """
+        query = AnalyticsQuery(
+            metrics=metrics, dimensions=dimensions, filters=filters, granularity=granularity,  # type: ignore[arg-type]
+            time_range=time_range, limit=limit, group_limit=group_limit, order_by=order_by,
+        )
+        return self.execute_analytics_query(query)
+
+    def query_analytics_complete(
+        self,
+        query: AnalyticsQuery,
+        *,
+        min_slice: timedelta = DEFAULT_MIN_SLICE,
+        max_requests: int = DEFAULT_MAX_REQUESTS,
+    ) -> AnalyticsResult:
+        """Every row of ``query``: on HTTP 408 or a truncated answer the time range is halved
+        (at granularity boundaries) down to ``min_slice`` and the slices are merged exactly.
+
+        Refuses (``OpenRouterError``) rather than return anything incomplete or wrong: a slice of
+        ``min_slice`` still truncated, more than ``max_requests`` requests, or a rate metric
+        (``is_rate``) whose rows would span slices. See :mod:`airflow_provider_openrouter.analytics_split`.
+        ``limit`` is the page size of each request; ``result.slices`` lists the ranges requested.
+        """
+        check_complete_query(query, min_slice)  # before any request, the meta one included
+        meta = self.get_analytics_meta()
+        validate_query(query, meta)
+        return collect_complete(
+            query, meta, self.execute_analytics_query, min_slice=min_slice, max_requests=max_requests, logger=self.log
+        )

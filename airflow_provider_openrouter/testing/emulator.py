@@ -1,11 +1,13 @@
 """A stdlib-only emulator of OpenRouter's Data API, for tests and demos.
 
-It serves ``/api/v1/key``, ``/api/v1/datasets/rankings-daily`` and
-``/api/v1/datasets/app-rankings`` with the real API's validation, clamping,
-auth, rate limits and error shapes, over deterministic synthetic data
-(:mod:`.dataset`).  Tests drive it in-process (:class:`Emulator` methods) or,
-from other processes, through the unauthenticated ``/_emulator/*`` control
-endpoints.  Run it standalone with::
+It serves ``/api/v1/key``, ``/api/v1/datasets/rankings-daily``,
+``/api/v1/datasets/app-rankings`` and the beta ``/api/v1/analytics/meta`` and
+``/api/v1/analytics/query`` (management key only) with the real API's
+validation, clamping, auth, rate limits and error shapes, over deterministic
+synthetic data (:mod:`.dataset`, :mod:`.analytics_engine`).  Tests drive it
+in-process (:class:`Emulator` methods) or, from other processes, through the
+unauthenticated ``/_emulator/*`` control endpoints (``/_emulator/analytics``
+sets ``timeout_span_seconds``).  Run it standalone with::
 
     python -m airflow_provider_openrouter.testing.emulator --port 0
 
@@ -32,11 +34,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import dataset
+from . import analytics_engine, dataset
 
 API_PREFIX = "/api/v1"
 CONTROL_PREFIX = "/_emulator"
 DEFAULT_KEY = "sk-or-emulator"
+DEFAULT_MANAGEMENT_KEY = analytics_engine.MANAGEMENT_KEY
+ANALYTICS_META = API_PREFIX + "/analytics/meta"
+ANALYTICS_QUERY = API_PREFIX + "/analytics/query"
 FAULT_KINDS = frozenset(
     {"500", "503", "502_html", "truncated", "reset", "slow", "429", "bad_json", "payload"})
 RETRY_AFTER_FORMATS = ("seconds", "http-date", None)
@@ -130,20 +135,30 @@ class Emulator:
         retry_after: ``Retry-After`` on 429s: "seconds", "http-date" or None (no header).
         now: freeze the emulator clock at this tz-aware instant (default: follow real time).
         ingest_lag: ``as_of = now - ingest_lag``; the last complete day is ``as_of`` - 1 day.
+        management_keys: bearer tokens that are management keys: accepted everywhere, and the
+            only keys the analytics endpoints accept (any other valid key gets a 403).
+        analytics_timeout_span: analytics queries whose time range is longer than this answer
+            408 (query timeout); None never times out.
 
-    Only ``/api/v1/datasets/*`` requests that pass auth count against the limits (400s
-    included, 429s and injected faults excluded).  Control requests are neither logged,
-    faulted nor limited.
+    Only ``/api/v1/datasets/*`` and ``/api/v1/analytics/*`` requests that pass auth count
+    against the limits (400s and 408s included, 403s, 429s and injected faults excluded).
+    Control requests are neither logged, faulted nor limited.  Requests with a body are
+    logged with it (decoded JSON) under ``"body"``.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
                  api_keys: tuple[str, ...] | list[str] = (DEFAULT_KEY,),
                  rpm: int | None = 30, daily_limit: int | None = 500,
                  retry_after: str | None = "seconds", now: datetime | None = None,
-                 ingest_lag: timedelta = timedelta(0)) -> None:
+                 ingest_lag: timedelta = timedelta(0),
+                 management_keys: tuple[str, ...] | list[str] = (DEFAULT_MANAGEMENT_KEY,),
+                 analytics_timeout_span: timedelta | None = None) -> None:
         self.host = host
         self._port = port
         self.api_keys = frozenset(api_keys)
+        self.management_keys = frozenset(management_keys)
+        self.analytics_timeout_span: timedelta | None = None
+        self._analytics_cache: dict[str, int] = {}
         self._lock = threading.Lock()
         self._fixed_now: datetime | None = None
         self.ingest_lag = ingest_lag
@@ -157,6 +172,7 @@ class Emulator:
         self.daily_limit: int | None = None
         self.retry_after: str | None = None
         self.set_limits(rpm=rpm, daily_limit=daily_limit, retry_after=retry_after)
+        self.set_analytics_timeout_span(analytics_timeout_span)
         if now is not None:
             self.set_now(now)
         self._server: _Server | None = None
@@ -274,10 +290,18 @@ class Emulator:
         with self._lock:
             self._faults.append(_Fault(kind, times, path, dict(opts)))
 
+    def set_analytics_timeout_span(self, span: timedelta | None) -> None:
+        """Analytics queries over a time range longer than ``span`` answer 408; None disables."""
+        if span is not None and (not isinstance(span, timedelta) or span <= timedelta(0)):
+            raise ValueError("analytics_timeout_span must be a positive timedelta or None")
+        with self._lock:
+            self.analytics_timeout_span = span
+
     def reset(self) -> None:
-        """Clear the request log, pending faults and rate-limit counters."""
+        """Clear the request log, pending faults, rate-limit counters and the analytics cache."""
         with self._lock:
             self._log.clear()
+            self._analytics_cache.clear()
             self._faults.clear()
             self._minute.clear()
             self._day, self._day_count = None, 0
@@ -303,7 +327,7 @@ class Emulator:
     # ------------------------------------------------------------ request handling
 
     def _handle_api(self, method: str, path: str, params: dict[str, str],
-                    headers: Any) -> tuple[_Reply, str | None, float]:
+                    headers: Any, body: bytes = b"") -> tuple[_Reply, str | None, float]:
         """Answer one API request; returns (reply, fault kind, seconds to sleep first)."""
         fault = self._take_fault(path)
         if fault is not None and fault.kind != "slow":
@@ -314,6 +338,8 @@ class Emulator:
             if not path.startswith(API_PREFIX + "/"):
                 raise ApiError(404, "Not Found")
             key = self._authenticate(headers)
+            if path in (ANALYTICS_META, ANALYTICS_QUERY):
+                return self._analytics(method, path, key, body), kind, delay
             if method != "GET":
                 raise ApiError(405, f"Method {method} not allowed")
             if path == API_PREFIX + "/key":
@@ -366,7 +392,7 @@ class Emulator:
         if value is None:
             raise ApiError(401, "Missing Authentication header")
         scheme, _, key = value.strip().partition(" ")
-        if scheme.lower() != "bearer" or key.strip() not in self.api_keys:
+        if scheme.lower() != "bearer" or key.strip() not in self.api_keys | self.management_keys:
             raise ApiError(401, "Invalid API key")
         return key.strip()
 
@@ -404,7 +430,7 @@ class Emulator:
     def _key_reply(self, key: str) -> _Reply:
         return _json_reply(200, {"data": {
             "label": _mask_key(key), "limit": None, "usage": 0, "limit_remaining": None,
-            "is_free_tier": False, "is_provisioning_key": False,
+            "is_free_tier": False, "is_provisioning_key": key in self.management_keys,
             "rate_limit": {"requests": self.rpm or -1, "interval": "60s"}}})
 
     def _window(self, params: dict[str, str]) -> tuple[date, date]:
@@ -462,11 +488,38 @@ class Emulator:
                                          versions=versions)
         return {"data": rows, "meta": self._meta(start, end)}
 
+    def _analytics(self, method: str, path: str, key: str, body: bytes) -> _Reply:
+        """``GET /analytics/meta`` and ``POST /analytics/query``: management keys only."""
+        expected = "POST" if path == ANALYTICS_QUERY else "GET"
+        if method != expected:
+            raise ApiError(405, f"Method {method} not allowed")
+        if key not in self.management_keys:
+            raise ApiError(403, "Management key required")
+        self._check_and_count(key)
+        if path == ANALYTICS_META:
+            return _json_reply(200, analytics_engine.meta_payload())
+        try:
+            answer = analytics_engine.run_query(body, self.now(), self.analytics_timeout_span)
+        except analytics_engine.QueryError as exc:
+            raise ApiError(exc.status, exc.message) from None
+        cache_key = json.dumps(json.loads(body), sort_keys=True)
+        with self._lock:
+            first = self._analytics_cache.get(cache_key)
+            if first is None:
+                self._analytics_cache[cache_key] = int(self.now().timestamp() * 1000)
+        if first is not None:  # an identical query was answered before: say since when
+            answer["data"]["cachedAt"] = first
+        return _Reply(200, analytics_engine.dumps(answer))
+
     def _handle_control(self, method: str, path: str, body: bytes) -> _Reply:
         """The unauthenticated ``/_emulator/*`` endpoints."""
         name = path[len(CONTROL_PREFIX):]
         if method == "GET" and name == "/requests":
             return _json_reply(200, {"requests": self.requests})
+        if method == "GET" and name == "/analytics":
+            span = self.analytics_timeout_span
+            return _json_reply(200, {"timeout_span_seconds": None if span is None else span.total_seconds(),
+                                     "management_keys": len(self.management_keys)})
         if method == "GET" and name == "/clock":
             return _json_reply(200, {"now": self.now().isoformat(), "as_of": _format_as_of(self.as_of()),
                                      "last_complete_day": self.last_complete_day().isoformat(),
@@ -490,6 +543,10 @@ class Emulator:
             elif name == "/restate":
                 return _json_reply(200, {"ok": True, "date": payload["date"],
                                          "version": self.restate(str(payload["date"]))})
+            elif name == "/analytics":
+                if "timeout_span_seconds" in payload:
+                    seconds = payload["timeout_span_seconds"]
+                    self.set_analytics_timeout_span(None if seconds is None else timedelta(seconds=float(seconds)))
             elif name == "/limits":
                 self.set_limits(**{k: payload[k] for k in ("rpm", "daily_limit", "retry_after")
                                    if k in payload})
@@ -500,9 +557,14 @@ class Emulator:
         return _json_reply(200, {"ok": True})
 
     def _record(self, method: str, path: str, params: dict[str, str], status: int | None,
-                fault: str | None) -> None:
+                fault: str | None, body: bytes = b"") -> None:
         entry = {"method": method, "path": path, "params": params, "status": status,
                  "time": self.now().isoformat(), "fault": fault}
+        if body:
+            try:
+                entry["body"] = json.loads(body)
+            except ValueError:
+                entry["body"] = body.decode(errors="replace")
         with self._lock:
             self._log.append(entry)
 
@@ -578,11 +640,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         params = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         try:
-            reply, fault, delay = emulator._handle_api(method, path, params, self.headers)
+            reply, fault, delay = emulator._handle_api(method, path, params, self.headers, body)
         except Exception as exc:  # a bug in the emulator: answer, and show it on stderr
             self.server.handle_error(self.request, self.client_address)
             reply, fault, delay = _error_reply(500, f"Emulator error: {exc!r}"), None, 0.0
-        emulator._record(method, path, params, reply.status, fault)
+        emulator._record(method, path, params, reply.status, fault, body)
         if delay:
             time.sleep(delay)
         self._write(reply)
@@ -621,13 +683,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-after", choices=("seconds", "http-date", "none"), default="seconds")
     parser.add_argument("--now", help="freeze the clock at this ISO time (default: real time)")
     parser.add_argument("--ingest-lag", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument("--management-key", action="append", dest="management_keys", metavar="KEY",
+                        help=f"accepted management key, repeatable (default {DEFAULT_MANAGEMENT_KEY})")
+    parser.add_argument("--analytics-timeout-span", type=float, default=0.0, metavar="SECONDS",
+                        help="analytics queries over longer time ranges answer 408; 0 disables")
     args = parser.parse_args(argv)
     emulator = Emulator(
         host=args.host, port=args.port, api_keys=tuple(args.keys or (DEFAULT_KEY,)),
         rpm=args.rpm or None, daily_limit=args.daily_limit or None,
         retry_after=None if args.retry_after == "none" else args.retry_after,
         now=_parse_iso_datetime(args.now) if args.now else None,
-        ingest_lag=timedelta(seconds=args.ingest_lag))
+        ingest_lag=timedelta(seconds=args.ingest_lag),
+        management_keys=tuple(args.management_keys or (DEFAULT_MANAGEMENT_KEY,)),
+        analytics_timeout_span=timedelta(seconds=args.analytics_timeout_span) if args.analytics_timeout_span else None)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
