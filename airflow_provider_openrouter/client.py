@@ -185,6 +185,7 @@ class OpenRouterClient:
         what = _describe(send)
         failures = 0
         rate_limited = 0
+        rate_limit_waited = 0.0
         while True:
             pace = self._limiter.reserve()
             if pace > 0:
@@ -237,7 +238,12 @@ class OpenRouterClient:
                     )
                 rate_limited += 1
                 wait = policy.after_retry_after(retry_after) if retry_after is not None else policy.backoff(rate_limited)
-                if rate_limited > policy.max_rate_limit_retries or not _fits(started, wait, policy):
+                rate_limit_waited += wait
+                if (
+                    rate_limited > policy.max_rate_limit_retries
+                    or rate_limit_waited > policy.max_rate_limit_wait
+                    or not _fits(started, wait, policy)
+                ):
                     raise RateLimitedError(
                         f"{what} was rate limited {rate_limited} time(s) ({message}). Lower requests_per_minute on "
                         "the connection or limit concurrency with an Airflow pool; retry after the advertised time.",

@@ -21,6 +21,8 @@ class RetryPolicy:
     :param max_rate_limit_retries: 429 answers tolerated per call before :class:`RateLimitedError`
         (each one waits for ``Retry-After`` or a backoff first, so this never becomes a hot loop;
         processes sharing one key need several rounds when they contend for the per-minute limit).
+    :param max_rate_limit_wait: seconds a call may spend in total waiting on 429s before
+        :class:`RateLimitedError` (with ``retry_at``) hands the wait to the caller, e.g. a deferral.
     :param backoff_base: first exponential backoff in seconds (doubles each retry).
     :param backoff_max: longest single backoff in seconds.
     :param max_retry_after: a 429 that asks to wait longer than this (seconds) means the daily
@@ -32,6 +34,7 @@ class RetryPolicy:
 
     max_attempts: int = 5
     max_rate_limit_retries: int = 30
+    max_rate_limit_wait: float = 300.0
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     max_retry_after: float = 300.0

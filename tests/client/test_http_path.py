@@ -157,6 +157,14 @@ def test_429_without_retry_after_backs_off_then_gives_up(openrouter_emulator: An
     assert openrouter_emulator.request_count(PATH) == FAST.max_rate_limit_retries + 1
 
 
+def test_429_waits_are_bounded_in_total(openrouter_emulator: Any) -> None:
+    openrouter_emulator.inject("429", times=None)
+    policy = RetryPolicy(max_rate_limit_retries=100, max_rate_limit_wait=0.5, backoff_base=0.1, backoff_max=0.1, jitter=0.0)
+    with pytest.raises(RateLimitedError):
+        make_client(openrouter_emulator, policy=policy).get(PATH, PARAMS)
+    assert 5 <= openrouter_emulator.request_count(PATH) <= 7
+
+
 def test_real_minute_limit_is_honoured(openrouter_emulator_factory: Any) -> None:
     emulator = openrouter_emulator_factory(rpm=2, daily_limit=None)
     policy = RetryPolicy(max_rate_limit_retries=3, jitter=0.0)
