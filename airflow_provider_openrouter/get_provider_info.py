@@ -71,7 +71,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "OpenRouter",
-                "python-modules": ["airflow_provider_openrouter.operators.rankings"],
+                "python-modules": ["airflow_provider_openrouter.operators.rankings", "airflow_provider_openrouter.operators.analytics"],
             }
         ],
         "sensors": [

@@ -1,0 +1,104 @@
+"""Data file formats: JSON Lines (default, no dependency) and parquet (extra ``parquet``).
+
+Pure functions from records (``Row.to_record()`` dicts, in the API's order) to bytes.
+Serialisation is deterministic: the same records give the same bytes, hence the same sha256,
+which is how reruns over unchanged data leave files untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Any, Iterable, Mapping, Sequence
+
+from airflow_provider_openrouter.exceptions import InvalidParameterError, InvalidResponseError
+
+FORMATS = ("jsonl", "parquet")
+INT64_MAX = 2**63 - 1
+DECIMAL38_MAX = 10**38 - 1
+
+#: Column name -> kind ("date", "string", "int") of each dataset, in file order.
+RANKINGS_COLUMNS: tuple[tuple[str, str], ...] = (("date", "date"), ("model_permaslug", "string"), ("total_tokens", "int"))
+APP_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("app_id", "int"), ("app_name", "string"), ("rank", "int"), ("total_requests", "int"), ("total_tokens", "int"),
+)
+
+
+def jsonl_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:
+    """One compact JSON object per line, keys in record order, UTF-8 (non-ASCII kept as is)."""
+    out = io.BytesIO()
+    for record in records:
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
+        try:
+            out.write(line.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate cannot be UTF-8: escape this record instead
+            out.write(json.dumps(record, ensure_ascii=True, separators=(",", ":"), sort_keys=False).encode("ascii"))
+        out.write(b"\n")
+    return out.getvalue()
+
+
+def parquet_bytes(records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str]]:
+    """A parquet file of ``records`` with exact types, and the type chosen for each column.
+
+    Integers are ``int64``; a column holding a value above 2**63 - 1 becomes ``decimal128(38, 0)``
+    (exact, and readable by Spark, DuckDB, pandas, unlike ``uint64``). Needs pyarrow (extra ``parquet``).
+    """
+    pa, pq = _pyarrow()
+    arrays = []
+    schema: dict[str, str] = {}
+    for name, kind in columns:
+        values = [record[name] for record in records]
+        if kind == "date":
+            arrays.append(pa.array([date.fromisoformat(v) for v in values], type=pa.date32()))
+            schema[name] = "date32"
+        elif kind == "string":
+            arrays.append(pa.array(values, type=pa.string()))
+            schema[name] = "string"
+        else:
+            biggest = max(values, default=0)
+            if biggest <= INT64_MAX:
+                arrays.append(pa.array(values, type=pa.int64()))
+                schema[name] = "int64"
+            elif biggest <= DECIMAL38_MAX:
+                arrays.append(pa.array([Decimal(v) for v in values], type=pa.decimal128(38, 0)))
+                schema[name] = "decimal128(38,0)"
+            else:
+                raise InvalidResponseError(f"{name} value {biggest} exceeds 38 digits; no exact parquet type holds it.", field=name)
+    table = pa.Table.from_arrays(arrays, names=[name for name, _ in columns])
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="snappy")
+    return sink.getvalue(), schema
+
+
+def serialise(records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]], data_format: str) -> tuple[bytes, dict[str, str] | None]:
+    """Bytes of a data file in ``data_format`` and, for parquet, its column types."""
+    require_format(data_format)
+    if data_format == "jsonl":
+        return jsonl_bytes(records), None
+    return parquet_bytes(records, columns)
+
+
+def require_format(data_format: str) -> None:
+    """Raise :class:`InvalidParameterError` unless ``data_format`` is known and its library importable."""
+    if data_format not in FORMATS:
+        raise InvalidParameterError(f"format={data_format!r} is not supported; use one of {', '.join(FORMATS)}.")
+    if data_format == "parquet":
+        _pyarrow()
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InvalidParameterError(
+            "format='parquet' needs pyarrow: pip install 'airflow-provider-openrouter[parquet]', or use format='jsonl'."
+        ) from None
+    return pa, pq
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

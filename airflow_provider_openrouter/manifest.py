@@ -1,0 +1,145 @@
+"""The ``_manifest.json`` of a partition: what was fetched, from where, as of when, and its checksum.
+
+A manifest is the commit record of its partition (see :mod:`airflow_provider_openrouter.storage`):
+readers trust a data file only through the manifest that names it and carries its sha256.
+Pure functions, no I/O. Manifests never hold secrets: ``request`` is the query parameters sent,
+which carry no API key (the key only ever travels in the ``Authorization`` header).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any, Mapping, Sequence
+
+from airflow_provider_openrouter import __version__
+from airflow_provider_openrouter.catalog import CAVEATS, CITATION_APPS, CITATION_MODELS, LICENSE
+from airflow_provider_openrouter.windows import Window
+
+MANIFEST_VERSION = 1
+
+RANKINGS_DAILY = "rankings-daily"
+APP_RANKINGS = "app-rankings"
+#: Dataset name -> citation template (``{as_of}`` is the snapshot time from ``meta.as_of``).
+CITATIONS = {RANKINGS_DAILY: CITATION_MODELS, APP_RANKINGS: CITATION_APPS}
+
+#: Keys every manifest must carry; a manifest without one of them is not a commit record.
+REQUIRED_KEYS = ("manifest_version", "dataset", "partition", "data_file", "sha256", "row_count", "meta")
+
+
+class ManifestError(ValueError):
+    """A ``_manifest.json`` that cannot be a commit record (unreadable JSON, missing keys, bad names)."""
+
+
+def window_record(window: Window) -> dict[str, Any]:
+    """A JSON-ready description of a window of UTC days (``clamped_from`` when cut at the floor)."""
+    return {
+        "start": window.start.isoformat(),
+        "end": window.end.isoformat(),
+        "days": window.days,
+        "clamped_from": window.clamped_from.isoformat() if window.clamped_from else None,
+    }
+
+
+def citation(dataset: str, as_of: str) -> str:
+    """The attribution line OpenRouter asks for, e.g. ``Source: OpenRouter (openrouter.ai/rankings), as of ...``."""
+    return CITATIONS[dataset].format(as_of=as_of)
+
+
+def build_manifest(
+    *,
+    dataset: str,
+    partition: str,
+    window: Window,
+    run_window: Window,
+    request_path: str,
+    request_params: Sequence[Mapping[str, Any]],
+    meta: Mapping[str, Any],
+    row_count: int,
+    data_format: str,
+    data_file: str,
+    sha256: str,
+    size: int,
+    fetched_at: datetime,
+    previous_sha256: str | None = None,
+    schema: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Assemble a manifest (a plain dict, keys in a stable order).
+
+    :param partition: the partition's path relative to ``output_uri`` (e.g. ``rankings_daily/date=2025-07-04``).
+    :param window: the days this partition covers; ``run_window`` the days of the whole run
+        (``clamped_from`` set when the run's interval started before the dataset's first day).
+    :param request_params: the query parameters of every request whose answer fed this partition.
+    :param meta: the API's ``meta`` block, verbatim.
+    :param previous_sha256: the sha256 of the data this commit replaced, when it differed (a restatement).
+    :param schema: column types of a parquet file.
+    """
+    if dataset not in CITATIONS:
+        raise ValueError(f"unknown dataset {dataset!r}")
+    as_of = str(meta.get("as_of", ""))
+    manifest: dict[str, Any] = {
+        "manifest_version": MANIFEST_VERSION,
+        "dataset": dataset,
+        "partition": partition,
+        "window": window_record(window),
+        "run_window": window_record(run_window),
+        "request": {"path": request_path, "params": [dict(p) for p in request_params]},
+        "meta": dict(meta),
+        "row_count": row_count,
+        "format": data_format,
+        "data_file": data_file,
+        "sha256": sha256,
+        "size": size,
+        "previous_sha256": previous_sha256,
+        "fetched_at": fetched_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "provider_version": __version__,
+        "citation": citation(dataset, as_of),
+        "license": LICENSE,
+        "caveats": CAVEATS,
+    }
+    if schema is not None:
+        manifest["schema"] = dict(schema)
+    if extra:
+        manifest.update(extra)
+    return manifest
+
+
+def with_data_file(manifest: Mapping[str, Any], data_file: str) -> dict[str, Any]:
+    """The same manifest naming another file of the partition (pending file, then canonical file)."""
+    return {**manifest, "data_file": data_file}
+
+
+def dumps(manifest: Mapping[str, Any]) -> bytes:
+    """Serialise a manifest: UTF-8 JSON, two-space indent, keys in insertion order, trailing newline."""
+    return (json.dumps(manifest, ensure_ascii=False, indent=2, default=_json_default) + "\n").encode("utf-8")
+
+
+def loads(raw: bytes) -> dict[str, Any]:
+    """Parse and check a manifest; raise :class:`ManifestError` saying what is wrong."""
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ManifestError(f"_manifest.json is not valid UTF-8 JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ManifestError("_manifest.json is not a JSON object")
+    missing = [key for key in REQUIRED_KEYS if key not in manifest]
+    if missing:
+        raise ManifestError(f"_manifest.json lacks {', '.join(missing)}")
+    name = manifest["data_file"]
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise ManifestError(f"_manifest.json names {name!r} as its data file; it must be a plain file name")
+    digest = manifest["sha256"]
+    if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ManifestError(f"_manifest.json has sha256 {digest!r}; expected 64 lowercase hex digits")
+    return manifest
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):  # the client parses JSON floats as Decimal to keep them exact
+        as_float = float(value)
+        return as_float if Decimal(repr(as_float)) == value else str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -1,0 +1,255 @@
+"""Shared machinery of the dataset operators: run window, answer checks, staged commit, report.
+
+:class:`Landing` holds one run's partitions: every one is staged (hidden ``_pending-*`` files,
+see :mod:`airflow_provider_openrouter.storage`) after all responses were fetched and validated,
+then all are committed in order; on any error the staged files that were never committed are
+removed, so a failed run leaves the previous output exactly as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
+from airflow.sdk.exceptions import AirflowSkipException
+
+from airflow_provider_openrouter import storage
+from airflow_provider_openrouter.catalog import DATASET_FLOOR
+from airflow_provider_openrouter.exceptions import (
+    BadRequestError,
+    InvalidParameterError,
+    InvalidResponseError,
+    WindowNotCompleteError,
+)
+from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+from airflow_provider_openrouter.manifest import build_manifest, citation, window_record
+from airflow_provider_openrouter.windows import Window, clamp_to_floor, days_for_interval, parse_day
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_openrouter.validation import DatasetMeta
+
+
+def templated(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """What one request (or one paged app-rankings call) contributed to the partitions it feeds."""
+
+    window: Window
+    meta: Mapping[str, Any]
+    params: tuple[Mapping[str, Any], ...]
+    fetched_at: datetime
+
+
+class Landing:
+    """The partitions of one run: all staged first, then committed in order; on any error, the
+    staged files of partitions whose commit never started are removed (the context manager)."""
+
+    def __init__(self, operator: OpenRouterDatasetOperator, base: ObjectStoragePath) -> None:
+        self.operator, self.base = operator, base
+        self.items: list[tuple[storage.StagedPartition, Fetch, Window]] = []
+        self.uncommitted: list[storage.StagedPartition] = []
+
+    def __enter__(self) -> Landing:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            for partition in self.uncommitted:
+                storage.discard_staged(partition)
+
+    def stage(self, key: str, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]], fetch: Fetch, days: Window) -> None:
+        data, schema = storage.serialise(records, columns, self.operator.format)
+        partition = storage.stage_partition(storage.join(self.base, key), key, data, self.operator.format, len(records), schema)
+        self.items.append((partition, fetch, days))
+        self.uncommitted.append(partition)
+
+    def commit(self, run_window: Window, extra: Mapping[str, Any] | None = None) -> None:
+        op = self.operator
+        self.items.sort(key=lambda item: item[2].start)
+        for partition, fetch, days in self.items:
+            self.uncommitted = [p for p in self.uncommitted if p is not partition]
+            storage.commit_partition(partition, build_manifest(
+                dataset=op.dataset, partition=partition.key, window=days, run_window=run_window,
+                request_path=op.request_path, request_params=fetch.params, meta=fetch.meta,
+                row_count=partition.row_count, data_format=partition.data_format, data_file=partition.data_file,
+                sha256=partition.sha256, size=partition.size, fetched_at=fetch.fetched_at,
+                previous_sha256=partition.previous_sha256, schema=partition.schema, extra=extra,
+            ))
+            if partition.status == "restated":
+                op.log.warning("Restated upstream: %s changed (sha256 %s -> %s).", partition.key, partition.previous_sha256, partition.sha256)
+
+
+class OpenRouterDatasetOperator(BaseOperator):
+    """Base of the dataset operators: output location, run window, checks of the answered window, summary.
+
+    Subclasses set ``dataset`` and ``request_path``, implement ``_asset_suffix`` and ``execute``
+    (fetch, ``_check_answer``, stage every partition in a :class:`Landing`, commit, ``_report``).
+    Parameters: see :class:`~airflow_provider_openrouter.operators.rankings.RankingsDailyOperator`.
+    """
+
+    template_fields: Sequence[str] = ("output_uri", "output_conn_id", "window_start", "window_end")
+    dataset: str = ""
+    request_path: str = ""
+
+    def __init__(
+        self,
+        *,
+        output_uri: str,
+        output_conn_id: str | None = None,
+        openrouter_conn_id: str = OpenRouterHook.default_conn_name,
+        format: str = "jsonl",  # noqa: A002 - the documented parameter name
+        window_start: str | date | None = None,
+        window_end: str | date | None = None,
+        **kwargs: Any,
+    ) -> None:
+        task = kwargs.get("task_id", "?")
+        if not isinstance(output_uri, str) or not output_uri.strip():
+            raise InvalidParameterError(f"Task {task!r}: output_uri must be a URL such as s3://bucket/prefix or file:///abs/path.")
+        if not templated(output_uri):
+            check_uri(output_uri, task)
+        storage.require_format(format)
+        if not isinstance(openrouter_conn_id, str) or not openrouter_conn_id:
+            raise InvalidParameterError(f"Task {task!r}: openrouter_conn_id must name an Airflow connection of type openrouter.")
+        if (window_start is None) != (window_end is None):
+            raise InvalidParameterError(
+                f"Task {task!r}: give window_start and window_end together (inclusive UTC days), or neither to use the run's data interval."
+            )
+        for name, value in (("window_start", window_start), ("window_end", window_end)):
+            if value is not None and not templated(value):
+                parse_day(value, name)
+        self.output_uri = output_uri
+        self.output_conn_id = output_conn_id
+        self.openrouter_conn_id = openrouter_conn_id
+        self.format = format
+        self.window_start = window_start
+        self.window_end = window_end
+        self.asset = self._default_asset()
+        outlets = kwargs.pop("outlets", None)
+        outlets = list(outlets) if isinstance(outlets, (list, tuple)) else ([outlets] if outlets is not None else [])
+        if self.asset is not None and self.asset not in outlets:
+            outlets.append(self.asset)
+        super().__init__(outlets=outlets, **kwargs)
+
+    # ------------------------------------------------------------ hooks for subclasses
+    def _asset_suffix(self) -> str | None:
+        raise NotImplementedError
+
+    def _default_asset(self) -> Asset | None:
+        """``Asset("{output_uri}/<dataset dir>")``; none when the URI is only known at run time."""
+        suffix = self._asset_suffix()
+        if templated(self.output_uri) or suffix is None:
+            return None
+        return Asset(self.output_uri.rstrip("/") + "/" + suffix)
+
+    # ------------------------------------------------------------ window
+    def resolve_window(self, context: Context) -> Window | None:
+        """The UTC days of this run, clamped to the dataset's first day; None if all precede it."""
+        if self.window_start is not None and self.window_end is not None:
+            first = parse_day(self.window_start, "window_start")
+            last = parse_day(self.window_end, "window_end")
+            if last < first:
+                raise InvalidParameterError(f"window_end {last} is before window_start {first}.")
+            return clamp_to_floor(first, last)
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if start is None or end is None:
+            raise InvalidParameterError(
+                "This run has no data interval (e.g. an asset-triggered or schedule=None DAG): "
+                "set window_start and window_end (YYYY-MM-DD, templated if you like)."
+            )
+        return days_for_interval(start, end)
+
+    def _window_or_skip(self, context: Context) -> Window:
+        window = self.resolve_window(context)
+        if window is None:
+            message = (
+                f"Skipping: the whole window lies before {DATASET_FLOOR}, the first day of OpenRouter's "
+                f"datasets (data interval {context.get('data_interval_start')} .. {context.get('data_interval_end')})."
+            )
+            self.log.info(message)
+            raise AirflowSkipException(message)
+        if window.clamped_from is not None:
+            self.log.warning(
+                "The window starts at %s, before the dataset's first day: fetching %s only (clamped; recorded in the manifests).",
+                window.clamped_from, window,
+            )
+        return window
+
+    def _base(self) -> ObjectStoragePath:
+        check_uri(self.output_uri, self.task_id)
+        return ObjectStoragePath(self.output_uri, conn_id=self.output_conn_id or None)
+
+    # ------------------------------------------------------------ answers
+    def _translate_bad_request(self, exc: BadRequestError, window: Window) -> Exception:
+        text = (exc.api_message or str(exc)).lower()
+        if "complete" in text or ("start_date" in text and "after" in text):
+            return WindowNotCompleteError(
+                f"OpenRouter has no complete data for {window} yet ({exc.api_message}). Nothing was written. "
+                "Retry after the window's last UTC day is complete (OpenRouterAsOfSensor waits for it)."
+            )
+        return exc
+
+    def _check_answer(self, meta: DatasetMeta, asked: Window) -> None:
+        """Fail before writing anything unless the API answered exactly the window asked for."""
+        if meta.end_date < asked.end and meta.start_date == asked.start:
+            raise WindowNotCompleteError(
+                f"OpenRouter's {self.dataset} data ends at {meta.end_date} (as of {meta.as_of.isoformat()}), so "
+                f"{asked} is not complete yet: the API clamped the end. Nothing was written. Retry after "
+                f"{asked.end} is complete (OpenRouterAsOfSensor waits for it), or shorten the window."
+            )
+        if meta.window != Window(asked.start, asked.end):
+            raise InvalidResponseError(
+                f"Invalid response from OpenRouter: asked for {asked}, the answer covers {meta.window}. Nothing was written.",
+                field="meta",
+            )
+
+    # ------------------------------------------------------------ report
+    def _report(self, context: Context, window: Window, landing: Landing, hook: OpenRouterHook) -> dict[str, Any]:
+        """Log what was written where and the citation; set the asset event's extra; return the XCom summary."""
+        staged = landing.items
+        as_of = max(str(fetch.meta.get("as_of", "")) for _, fetch, _ in staged)
+        rows = sum(p.row_count for p, _, _ in staged)
+        counts = {status: 0 for status in ("created", "restated", "replaced", "repaired", "unchanged")}
+        for partition, _, _ in staged:
+            counts[partition.status] += 1
+        written = len(staged) - counts["unchanged"]
+        self.log.info(
+            "Wrote %d of %d partition(s) under %s (%s); %d row(s); %d request(s) to OpenRouter.",
+            written, len(staged), self.output_uri, ", ".join(f"{k} {v}" for k, v in counts.items() if v), rows, hook.request_count,
+        )
+        self.log.info("%s", citation(self.dataset, as_of))
+        summary = {
+            "dataset": self.dataset,
+            "output_uri": self.output_uri,
+            "format": self.format,
+            "window": window_record(window),
+            "as_of": as_of,
+            "requests": hook.request_count,
+            "row_count": rows,
+            "partition_count": len(staged),
+            "partitions_written": written,
+            "partitions": counts,
+            "restated": [p.key for p, _, _ in staged if p.status == "restated"],
+        }
+        if self.asset is not None:
+            context["outlet_events"][self.asset].extra = {
+                "dataset": self.dataset,
+                "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+                "as_of": as_of,
+                "row_count": rows,
+            }
+        return summary
+
+
+def check_uri(uri: str, task: str) -> None:
+    if "://" not in uri:
+        raise InvalidParameterError(
+            f"Task {task!r}: output_uri={uri!r} has no scheme; use file:///absolute/path for local files or "
+            "s3://bucket/prefix (with output_conn_id naming an aws connection)."
+        )

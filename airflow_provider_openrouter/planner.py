@@ -1,0 +1,187 @@
+"""Backfill planner: how many requests a DAG will spend over a date range, before you start it.
+
+::
+
+    python -m airflow_provider_openrouter.planner --dag-file dags/openrouter_daily.py \\
+        --from 2025-01-01 --to 2026-11-22
+
+or :func:`plan_backfill` from Python. The plan counts, per endpoint, the requests of a backfill
+with this provider's economies (coalesced rankings chunks, the sensors' ``as_of`` memory) beside
+what one-request-per-run fetching would cost, and how many days of the account's 500-request
+quota that is. Counts are upper bounds where the API decides (``trending`` may need fewer pages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Sequence
+
+from airflow_provider_openrouter.catalog import DATASET_FLOOR
+from airflow_provider_openrouter.chunk_cache import split_by_year
+from airflow_provider_openrouter.endpoints import app_pages
+from airflow_provider_openrouter.exceptions import InvalidParameterError
+from airflow_provider_openrouter.windows import Window, parse_day
+
+DAILY_QUOTA = 500
+
+
+@dataclass(frozen=True)
+class DagShape:
+    """What of a DAG spends requests, per run."""
+
+    sensors: int = 0
+    rankings_tasks: int = 0
+    #: ``max_apps`` of every app-rankings task instance of one run (mapped tasks expanded).
+    app_max_apps: tuple[int, ...] = ()
+    max_active_runs: int = 16
+
+
+@dataclass
+class BackfillPlan:
+    """Requests per endpoint for a backfill, with this provider and naively."""
+
+    window: Window
+    runs: int
+    requests: dict[str, int] = field(default_factory=dict)
+    naive: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+    @property
+    def naive_total(self) -> int:
+        return sum(self.naive.values())
+
+    def quota_days(self, total: int | None = None) -> float:
+        return (self.total if total is None else total) / DAILY_QUOTA
+
+    def report(self) -> str:
+        lines = [
+            f"Backfill {self.window} ({self.runs} daily runs)",
+            f"{'endpoint':<34}{'planned':>10}{'naive':>10}",
+        ]
+        for name in sorted(set(self.requests) | set(self.naive)):
+            lines.append(f"{name:<34}{self.requests.get(name, 0):>10}{self.naive.get(name, 0):>10}")
+        lines.append(f"{'total':<34}{self.total:>10}{self.naive_total:>10}")
+        lines.append(
+            f"quota: {self.quota_days():.2f} day(s) of the account's {DAILY_QUOTA} requests/day "
+            f"(naive: {self.quota_days(self.naive_total):.2f}); requests per backfilled day: "
+            f"{self.total / max(1, self.runs):.2f} (naive {self.naive_total / max(1, self.runs):.2f})"
+        )
+        return "\n".join(lines)
+
+
+def plan_backfill(
+    first_day: date | str,
+    last_day: date | str,
+    shape: DagShape,
+    *,
+    cached_years: Sequence[int] = (),
+    memory_proves_last_day: bool = False,
+) -> BackfillPlan:
+    """Plan a backfill of daily runs landing ``first_day .. last_day`` (inclusive UTC days).
+
+    * rankings-daily: one request per calendar year touched (the chunk cache), minus years already
+      cached; naive: one per run and rankings task.
+    * sensor probes: none when the ``as_of`` memory already proves the last day; otherwise at most
+      one per concurrently starting run (the first wave, before any answer is remembered); naive:
+      one per run and sensor.
+    * app-rankings: cannot be coalesced (each window is its own aggregate): pages per task per run.
+    """
+    first, last = parse_day(first_day, "from"), parse_day(last_day, "to")
+    if last < first:
+        raise InvalidParameterError(f"--to {last} is before --from {first}.")
+    first = max(first, DATASET_FLOOR)
+    if last < first:
+        raise InvalidParameterError(f"the range ends before {DATASET_FLOOR}: nothing to backfill.")
+    window = Window(first, last)
+    runs = window.days
+    plan = BackfillPlan(window=window, runs=runs)
+    if shape.rankings_tasks:
+        years = {part.start.year for part in split_by_year(window)} - set(cached_years)
+        plan.requests["rankings-daily (operators)"] = len(years) if shape.rankings_tasks else 0
+        plan.naive["rankings-daily (operators)"] = runs * shape.rankings_tasks
+    if shape.sensors:
+        plan.requests["rankings-daily (sensor probes)"] = 0 if memory_proves_last_day else min(runs, shape.max_active_runs) * shape.sensors
+        plan.naive["rankings-daily (sensor probes)"] = runs * shape.sensors
+    if shape.app_max_apps:
+        per_run = sum(len(app_pages(n)) for n in shape.app_max_apps)
+        plan.requests["app-rankings"] = per_run * runs
+        plan.naive["app-rankings"] = per_run * runs
+    return plan
+
+
+def dag_shape(dag: Any) -> DagShape:
+    """Read a DAG's request-spending tasks: sensors, rankings operators, app operators (mapped ones expanded)."""
+    from airflow_provider_openrouter.operators.rankings import AppRankingsOperator, RankingsDailyOperator
+    from airflow_provider_openrouter.sensors.as_of import OpenRouterAsOfSensor
+
+    sensors = rankings = 0
+    apps: list[int] = []
+    for task in dag.tasks:
+        kind = getattr(task, "operator_class", type(task))
+        if isinstance(kind, type) and issubclass(kind, OpenRouterAsOfSensor):
+            sensors += 1
+        elif isinstance(kind, type) and issubclass(kind, RankingsDailyOperator):
+            rankings += 1
+        elif isinstance(kind, type) and issubclass(kind, AppRankingsOperator):
+            apps.extend(_app_instances(task))
+    return DagShape(sensors=sensors, rankings_tasks=rankings, app_max_apps=tuple(apps), max_active_runs=dag.max_active_runs)
+
+
+def _app_instances(task: Any) -> list[int]:
+    """``max_apps`` of each instance of an app-rankings task (one, or one per mapped value)."""
+    if not hasattr(task, "expand_input"):
+        return [task.max_apps]
+    partial = dict(task.partial_kwargs)
+    value = task.expand_input.value
+    if isinstance(value, dict):  # .expand(category=[...], ...): the cross product
+        combos = 1
+        for values in value.values():
+            if not isinstance(values, (list, tuple)):
+                raise InvalidParameterError(f"task {task.task_id!r} expands over a value known only at run time.")
+            combos *= len(values)
+        max_apps = value.get("max_apps")
+        if max_apps is not None:
+            return [m for m in max_apps for _ in range(combos // len(max_apps))]
+        return [partial.get("max_apps", 50)] * combos
+    if isinstance(value, (list, tuple)):  # .expand_kwargs([...])
+        return [dict(partial, **kw).get("max_apps", 50) for kw in value]
+    raise InvalidParameterError(f"task {task.task_id!r} expands over a value known only at run time.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m airflow_provider_openrouter.planner", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dag-file", required=True, help="the DAG file (e.g. dags/openrouter_daily.py)")
+    parser.add_argument("--dag-id", help="the DAG in that file (default: the only one)")
+    parser.add_argument("--from", dest="first", required=True, help="first day to land, YYYY-MM-DD")
+    parser.add_argument("--to", dest="last", default=(date.today() - timedelta(days=1)).isoformat(),
+                        help="last day to land, YYYY-MM-DD (default: yesterday)")
+    parser.add_argument("--cached-year", type=int, action="append", default=[], help="a year whose chunk is already cached")
+    parser.add_argument("--memory-proves-last-day", action="store_true", help="the sensors' as_of memory already covers --to")
+    args = parser.parse_args(argv)
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=args.dag_file, safe_mode=False)
+    if bag.import_errors:
+        for path, error in bag.import_errors.items():
+            print(f"{path}: {error}", file=sys.stderr)
+        return 2
+    if args.dag_id is None and len(bag.dags) != 1:
+        print(f"{args.dag_file} holds {len(bag.dags)} DAGs; choose one with --dag-id: {', '.join(bag.dags)}", file=sys.stderr)
+        return 2
+    dag = bag.dags[args.dag_id] if args.dag_id else next(iter(bag.dags.values()))
+    plan = plan_backfill(args.first, args.last, dag_shape(dag), cached_years=args.cached_year,
+                         memory_proves_last_day=args.memory_proves_last_day)
+    print(f"DAG {dag.dag_id}: {dag_shape(dag)}")
+    print(plan.report())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""The as_of probe: one ``rankings-daily`` request for one UTC day, and what its answer proves.
+
+Pure functions shared by :class:`~airflow_provider_openrouter.sensors.as_of.OpenRouterAsOfSensor`
+(sync probes), :class:`~airflow_provider_openrouter.triggers.as_of.OpenRouterAsOfTrigger` (async
+probes) and :class:`~airflow_provider_openrouter.operators.rankings.RankingsDailyOperator`, which
+reuses a successful probe instead of asking again (:func:`reusable_probe`).
+
+A day ``D`` is complete when ``meta.as_of >= day_complete_at(D, settle)`` and ``meta.end_date >= D``.
+Before ``day_complete_at(D, settle)`` no answer can prove it, so no request is made.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Mapping
+
+from airflow_provider_openrouter.exceptions import BadRequestError, InvalidResponseError
+from airflow_provider_openrouter.validation import RankingsDaily, parse_meta, parse_rankings_daily
+from airflow_provider_openrouter.windows import Window, day_complete_at
+
+if TYPE_CHECKING:
+    from airflow.sdk.definitions.context import Context
+
+#: XCom key under which the sensor pushes its successful probe (see :func:`probe_record`).
+PROBE_XCOM_KEY = "openrouter_as_of_probe"
+#: A probe older than this is not reused: the operator asks again (the day may have been restated).
+PROBE_MAX_AGE = timedelta(minutes=15)
+
+
+def utcnow() -> datetime:
+    """The current time in UTC (the one clock of the sensor and trigger; patched in tests)."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe answer says about ``target``.
+
+    ``rankings`` is the validated answer when it proves the day complete, else ``None``.
+    ``as_of``/``end_date`` are ``None`` when the API refused the window (the day is not served yet).
+    """
+
+    target: date
+    complete: bool
+    as_of: datetime | None
+    end_date: date | None
+    rankings: RankingsDaily | None = None
+
+    def describe(self) -> str:
+        if self.as_of is None:
+            return f"{self.target} is not served yet (the API refused the one-day window)"
+        state = "complete" if self.complete else "not complete yet"
+        return f"{self.target} is {state}: as_of {self.as_of.isoformat()}, end_date {self.end_date}"
+
+
+def probe_window(target: date) -> Window:
+    """The one-day window the probe asks for (the cheapest request that can prove ``target``)."""
+    return Window(target, target)
+
+
+def evaluate_probe(payload: Any, target: date, settle: timedelta = timedelta(0)) -> ProbeResult:
+    """Judge a ``rankings-daily`` answer for ``probe_window(target)``.
+
+    Raises :class:`InvalidResponseError` if the answer is malformed, so a broken API never
+    counts as "complete".
+    """
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("meta"), Mapping):
+        raise InvalidResponseError("Invalid response from OpenRouter: the probe's answer has no 'meta' object.", field="meta")
+    meta = parse_meta(payload["meta"])
+    complete = meta.as_of >= day_complete_at(target, settle) and meta.end_date >= target
+    rankings = parse_rankings_daily(payload, probe_window(target)) if complete else None
+    return ProbeResult(target, complete, meta.as_of, meta.end_date, rankings)
+
+
+def is_not_served_yet(error: BadRequestError) -> bool:
+    """Whether a 400 to a one-day probe means "that day is not in the dataset yet".
+
+    The API refuses a window that starts after its last complete day ("start_date ... is after
+    end_date ..."). The probe's own parameters are validated locally, so a 400 about the dates is
+    that refusal; any other 400 is a real error.
+    """
+    return error.status == 400 and "date" in (error.api_message or "").lower()
+
+
+def next_probe_delay(now: datetime, complete_at: datetime, poke_interval: float, max_wait: float) -> float:
+    """Seconds to wait before the next probe: stateless exponential backoff.
+
+    Wait as long as the day has already been overdue (``now - complete_at``), at least
+    ``poke_interval`` and at most ``max_wait``. Probes thus land near ``complete_at + 0, p, 2p,
+    4p, ...`` and the schedule survives reschedules and triggerer restarts without a counter.
+    """
+    overdue = max(0.0, (now - complete_at).total_seconds())
+    return max(0.0, min(max_wait, max(poke_interval, overdue)))
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` reduced to JSON types (unknown meta extras may hold Decimals)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def probe_record(result: ProbeResult, base_url: str, openrouter_conn_id: str, fetched_at: datetime) -> dict[str, Any]:
+    """The XCom value of a successful probe: its validated rows and verbatim meta, no secrets.
+
+    Layout (stable, documented): ``{"window": {"start", "end"}, "openrouter_conn_id", "base_url",
+    "fetched_at", "payload": {"data": [...], "meta": {...}}}``; ``payload`` re-validates with
+    :func:`~airflow_provider_openrouter.validation.parse_rankings_daily`.
+    """
+    if result.rankings is None:
+        raise ValueError("only a probe that proved its day complete is recorded")
+    window = probe_window(result.target)
+    return {
+        "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+        "openrouter_conn_id": openrouter_conn_id,
+        "base_url": base_url,
+        "fetched_at": fetched_at.astimezone(timezone.utc).isoformat(),
+        "payload": {
+            "data": [row.to_record() for row in result.rankings.rows],
+            "meta": _jsonable(dict(result.rankings.meta.raw)),
+        },
+    }
+
+
+def rankings_from_record(record: Any, window: Window, openrouter_conn_id: str, now: datetime | None = None,
+                         max_age: timedelta = PROBE_MAX_AGE) -> RankingsDaily | None:
+    """The validated answer held by a probe record if it serves exactly ``window``, else ``None``."""
+    if not isinstance(record, Mapping) or not isinstance(record.get("payload"), Mapping):
+        return None
+    wanted = {"start": window.start.isoformat(), "end": window.end.isoformat()}
+    if record.get("window") != wanted or record.get("openrouter_conn_id") != openrouter_conn_id:
+        return None
+    try:
+        fetched_at = datetime.fromisoformat(str(record.get("fetched_at")))
+    except ValueError:
+        return None
+    if fetched_at.tzinfo is None or (now or utcnow()) - fetched_at > max_age:
+        return None
+    try:
+        rankings = parse_rankings_daily(record["payload"], Window(window.start, window.end))
+    except InvalidResponseError:
+        return None
+    return None if rankings.clamped else rankings
+
+
+def reusable_probe(context: Context, window: Window, openrouter_conn_id: str) -> RankingsDaily | None:
+    """The as_of sensor's probe answer if it is exactly what the calling task needs, else ``None``.
+
+    Looks at the XCom :data:`PROBE_XCOM_KEY` of the calling task's direct upstream tasks in the
+    same DAG run. Reused only when the window is the same single day, the connection id is the
+    same, the probe is younger than :data:`PROBE_MAX_AGE` and it re-validates. Never raises for a
+    missing or unusable probe: the caller then makes its own request.
+    """
+    if window.start != window.end:
+        return None
+    task = context["task"]
+    upstream = sorted(getattr(task, "upstream_task_ids", ()) or ())
+    if not upstream:
+        return None
+    records = context["ti"].xcom_pull(task_ids=upstream, key=PROBE_XCOM_KEY)
+    if not isinstance(records, list):
+        records = [records]
+    for record in records:
+        rankings = rankings_from_record(record, window, openrouter_conn_id)
+        if rankings is not None:
+            return rankings
+    return None

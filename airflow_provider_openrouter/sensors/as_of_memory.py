@@ -1,0 +1,111 @@
+"""The highest ``meta.as_of`` (and latest ``end_date``) seen per OpenRouter connection, in a Variable.
+
+A day proven complete stays complete, so once any probe has seen ``as_of`` past a day's completion
+instant, every later sensor for that day (or an earlier one) passes without a request. The memory
+lives in the metadata DB (one Variable per connection), so it survives task processes, reschedules
+and workers. It holds no secret: the ``as_of``, the ``end_date`` and the public base URL (no user
+info, no query), so switching a connection to another API (e.g. from the emulator to the real one)
+invalidates it.
+
+Variable ``openrouter_as_of__<conn_id>``, JSON ``{"as_of": ISO-8601, "end_date": YYYY-MM-DD,
+"base_url": URL}``. Delete it to forget (e.g. after OpenRouter announced a restatement).
+The stored ``as_of`` and ``end_date`` are each the highest seen (days only ever become complete,
+so they combine). Concurrent sensors may race on the read-then-write update; the only cost of a
+lost update is one extra probe later.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow_provider_openrouter.windows import day_complete_at
+
+log = logging.getLogger(__name__)
+
+VARIABLE_PREFIX = "openrouter_as_of__"
+
+
+@dataclass(frozen=True)
+class SeenAsOf:
+    """An ``as_of`` the API answered for a connection, with the ``end_date`` it served then."""
+
+    as_of: datetime
+    end_date: date
+    base_url: str
+
+    def proves(self, target: date, settle: timedelta = timedelta(0)) -> bool:
+        """Whether this answer already proved ``target`` complete."""
+        return self.as_of >= day_complete_at(target, settle) and self.end_date >= target
+
+    def to_json(self) -> dict[str, str]:
+        return {"as_of": self.as_of.isoformat(), "end_date": self.end_date.isoformat(), "base_url": self.base_url}
+
+    @classmethod
+    def from_json(cls, value: object) -> SeenAsOf | None:
+        """Parse a stored value; ``None`` (forget it) if it is not what this module wrote."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            as_of = datetime.fromisoformat(str(value["as_of"]))
+            end_date = date.fromisoformat(str(value["end_date"]))
+            base_url = str(value["base_url"])
+        except (KeyError, ValueError):
+            return None
+        if as_of.tzinfo is None:
+            return None
+        return cls(as_of, end_date, base_url)
+
+
+def public_base_url(url: str) -> str:
+    """``url`` without user info, query or fragment: safe to store and to log."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def variable_key(openrouter_conn_id: str) -> str:
+    return VARIABLE_PREFIX + openrouter_conn_id
+
+
+def recall(openrouter_conn_id: str, base_url: str) -> SeenAsOf | None:
+    """The remembered ``as_of`` of this connection if it was seen on this same API."""
+    from airflow.sdk import Variable
+
+    try:
+        stored = Variable.get(variable_key(openrouter_conn_id), default=None, deserialize_json=True)
+    except Exception as exc:  # an unreadable memory only costs a probe
+        log.warning("Could not read Variable %s (%s); probing instead.", variable_key(openrouter_conn_id), exc)
+        return None
+    seen = SeenAsOf.from_json(stored)
+    if seen is None or seen.base_url != public_base_url(base_url):
+        return None
+    return seen
+
+
+def remember(openrouter_conn_id: str, seen: SeenAsOf) -> bool:
+    """Store ``seen`` if it is newer than what is remembered; return whether it was stored."""
+    from airflow.sdk import Variable
+
+    seen = SeenAsOf(seen.as_of, seen.end_date, public_base_url(seen.base_url))
+    current = recall(openrouter_conn_id, seen.base_url)
+    if current is not None:
+        # Days only ever become complete, so the newest as_of and the latest day served combine.
+        seen = SeenAsOf(max(seen.as_of, current.as_of), max(seen.end_date, current.end_date), seen.base_url)
+        if seen == current:
+            return False
+    try:
+        Variable.set(
+            variable_key(openrouter_conn_id),
+            seen.to_json(),
+            description="Highest meta.as_of seen by OpenRouterAsOfSensor for this connection (safe to delete).",
+            serialize_json=True,
+        )
+    except Exception as exc:  # never fail a sensor that has its proof because the memory is read-only
+        log.warning("Could not store Variable %s (%s); later runs will probe again.", variable_key(openrouter_conn_id), exc)
+        return False
+    return True

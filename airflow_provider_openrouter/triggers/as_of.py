@@ -1,0 +1,200 @@
+"""OpenRouterAsOfTrigger: wait in the triggerer until OpenRouter's ``meta.as_of`` proves a day final.
+
+It makes no request before the day's completion instant, then probes ``rankings-daily`` for that
+one day through :class:`~airflow_provider_openrouter.client.OpenRouterClient` (the same paced,
+retrying HTTP layer as the hook), backing off between probes. A 429 or a spent daily quota waits
+for the advertised ``retry_at`` instead of failing. Everything is bounded by an absolute deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, AsyncIterator
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_openrouter import endpoints, probe
+from airflow_provider_openrouter.exceptions import (
+    BadRequestError,
+    OpenRouterError,
+    RateLimitedError,
+    ServerError,
+)
+from airflow_provider_openrouter.retry import RetryPolicy
+from airflow_provider_openrouter.sensors.as_of_memory import public_base_url
+from airflow_provider_openrouter.windows import day_complete_at
+
+#: Values of ``event["status"]``.
+SUCCESS, TIMEOUT, ERROR = "success", "timeout", "error"
+#: Longest single sleep, so that a changed system clock is noticed.
+_SLEEP_STEP = 60.0
+
+
+class OpenRouterAsOfTrigger(BaseTrigger):
+    """Fire when ``target_day`` is complete on OpenRouter, or when the deadline passes.
+
+    :param openrouter_conn_id: the ``openrouter`` connection (fetched asynchronously in the triggerer).
+    :param target_day: the UTC day to prove complete, ``YYYY-MM-DD``.
+    :param deadline: absolute end of the wait (aware datetime or ISO-8601 string).
+    :param settle_seconds: extra time after the next UTC midnight before ``as_of`` counts.
+    :param poke_interval: shortest wait between probes, seconds.
+    :param max_wait: longest wait between probes, seconds.
+    :param not_before: no probe before this instant (ISO-8601), e.g. after the sensor's own probe
+        or a quota refusal; the completion instant applies anyway.
+    :param prior_probes: probes the sensor already spent on this day before deferring.
+
+    The event payload is a dict: ``status`` (``success``, ``timeout`` or ``error``), ``target_day``,
+    ``as_of`` and ``end_date`` of the last answer (or ``None``), ``probes``, ``requests`` (HTTP
+    requests spent, retries included),
+    ``message``, ``base_url`` (public part) and on success ``probe`` (see :func:`airflow_provider_openrouter.probe.probe_record`).
+    """
+
+    def __init__(
+        self,
+        openrouter_conn_id: str,
+        target_day: str,
+        deadline: datetime | str,
+        settle_seconds: float = 0.0,
+        poke_interval: float = 300.0,
+        max_wait: float = 3600.0,
+        not_before: str | None = None,
+        prior_probes: int = 0,
+    ) -> None:
+        super().__init__()
+        self.openrouter_conn_id = openrouter_conn_id
+        self.target = date.fromisoformat(target_day)
+        self.deadline = _aware(deadline, "deadline")
+        self.settle_seconds = float(settle_seconds)
+        self.poke_interval = float(poke_interval)
+        self.max_wait = float(max_wait)
+        self.not_before = _aware(not_before, "not_before") if not_before else None
+        self.prior_probes = int(prior_probes)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "openrouter_conn_id": self.openrouter_conn_id,
+                "target_day": self.target.isoformat(),
+                "deadline": self.deadline.isoformat(),
+                "settle_seconds": self.settle_seconds,
+                "poke_interval": self.poke_interval,
+                "max_wait": self.max_wait,
+                "not_before": self.not_before.isoformat() if self.not_before else None,
+                "prior_probes": self.prior_probes,
+            },
+        )
+
+    @property
+    def complete_at(self) -> datetime:
+        return day_complete_at(self.target, timedelta(seconds=self.settle_seconds))
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        probes = self.prior_probes
+        last: probe.ProbeResult | None = None
+        client: Any = None
+
+        def event(status: str, message: str, record: dict[str, Any] | None = None) -> TriggerEvent:
+            requests = client.request_count if client is not None else 0
+            self.log.info("%s (%d probe(s), %d request(s) against the daily quota).", message, probes, requests)
+            return TriggerEvent({
+                "status": status,
+                "target_day": self.target.isoformat(),
+                "as_of": last.as_of.isoformat() if last and last.as_of else None,
+                "end_date": last.end_date.isoformat() if last and last.end_date else None,
+                "probes": probes,
+                "requests": requests,
+                "message": message,
+                "base_url": public_base_url(client.base_url) if client is not None else None,
+                "probe": record,
+            })
+
+        if self.complete_at > self.deadline:
+            yield event(TIMEOUT, f"{self.target} cannot be complete before {self.complete_at.isoformat()}, after the "
+                                 f"deadline {self.deadline.isoformat()}; no request was made")
+            return
+        first = max(self.complete_at, self.not_before or self.complete_at)
+        if first > self.deadline:
+            yield event(TIMEOUT, f"No probe is allowed before {first.isoformat()}, after the deadline "
+                                 f"{self.deadline.isoformat()}")
+            return
+        if probe.utcnow() < first:
+            self.log.info("Waiting without a request until %s (%s can be complete from %s).",
+                          first.isoformat(), self.target, self.complete_at.isoformat())
+            await _sleep_until(first)
+
+        try:
+            from airflow.sdk import BaseHook
+
+            from airflow_provider_openrouter.hooks.openrouter import client_from_connection
+
+            client = client_from_connection(await BaseHook.aget_connection(self.openrouter_conn_id))
+        except Exception as exc:
+            yield event(ERROR, f"Cannot use connection {self.openrouter_conn_id!r}: {type(exc).__name__}: {exc}")
+            return
+        policy = client.policy or RetryPolicy()
+        params = endpoints.window_params(probe.probe_window(self.target))
+        settle = timedelta(seconds=self.settle_seconds)
+
+        def timed_out() -> TriggerEvent:
+            return event(TIMEOUT, f"The deadline {self.deadline.isoformat()} passed; "
+                                  f"{last.describe() if last else f'{self.target} was not proven complete'}")
+
+        while True:
+            remaining = (self.deadline - probe.utcnow()).total_seconds()
+            if remaining <= 0:
+                yield timed_out()
+                return
+            client.policy = replace(policy, deadline=remaining)
+            not_before: datetime | None = None
+            try:
+                probes += 1
+                payload = await asyncio.wait_for(client.aget(endpoints.RANKINGS_DAILY_PATH, params), timeout=remaining)
+                last = probe.evaluate_probe(payload, self.target, settle)
+            except asyncio.TimeoutError:  # the deadline fell during this probe
+                yield timed_out()
+                return
+            except RateLimitedError as exc:
+                not_before = exc.retry_at or probe.utcnow() + timedelta(seconds=self.poke_interval)
+                self.log.warning("Probe %d was refused (%s); waiting until %s.", probes, exc, not_before.isoformat())
+            except BadRequestError as exc:
+                if not probe.is_not_served_yet(exc):
+                    yield event(ERROR, str(exc))
+                    return
+                last = probe.ProbeResult(self.target, False, None, None)
+                self.log.info("Probe %d: %s (%s).", probes, last.describe(), exc.api_message)
+            except ServerError as exc:
+                self.log.warning("Probe %d failed (%s); backing off.", probes, exc)
+            except OpenRouterError as exc:
+                yield event(ERROR, str(exc))
+                return
+            else:
+                if last.complete:
+                    record = probe.probe_record(last, public_base_url(client.base_url), self.openrouter_conn_id, probe.utcnow())
+                    yield event(SUCCESS, f"{last.describe()} after {probes} probe(s)", record)
+                    return
+                self.log.info("Probe %d: %s.", probes, last.describe())
+
+            now = probe.utcnow()
+            if not_before is None:
+                not_before = now + timedelta(seconds=probe.next_probe_delay(now, self.complete_at, self.poke_interval, self.max_wait))
+            elif not_before > self.deadline:
+                yield event(TIMEOUT, f"OpenRouter accepts requests again at {not_before.isoformat()}, after the deadline "
+                                     f"{self.deadline.isoformat()}; {last.describe() if last else 'no answer yet'}")
+                return
+            await _sleep_until(min(not_before, self.deadline))
+
+
+def _aware(value: datetime | str, name: str) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} {moment.isoformat()} has no timezone.")
+    return moment.astimezone(timezone.utc)
+
+
+async def _sleep_until(moment: datetime) -> None:
+    """Sleep until ``moment`` by the trigger's clock, in steps of at most a minute."""
+    while (remaining := (moment - probe.utcnow()).total_seconds()) > 0:
+        await asyncio.sleep(min(remaining, _SLEEP_STEP))

@@ -1,0 +1,66 @@
+"""The demo's report: per day, the partitions written, their rows, the top models' share of the
+day's tokens, ``as_of`` and the citation. Partitions are read by the storage reader rule
+(manifest first, then the data file it names, checked against its sha256), so this works for
+any output store the DAG wrote to.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_openrouter import storage
+from airflow_provider_openrouter.catalog import APP_CATEGORIES, APP_SORTS, OTHER_PERMASLUG
+from airflow_provider_openrouter.windows import Window
+
+TOP_MODELS = 5
+
+
+def rows_of(partition: storage.CommittedPartition) -> list[dict[str, Any]]:
+    if partition.manifest.get("format", "jsonl") != "jsonl":
+        import io
+
+        import pyarrow.parquet as pq
+
+        return pq.read_table(io.BytesIO(partition.data)).to_pylist()
+    return [json.loads(line) for line in partition.data.decode().split("\n") if line]
+
+
+def top_models(rows: list[dict[str, Any]]) -> list[tuple[str, int, float]]:
+    """The biggest models with their share of the day's total (the ``other`` row included in it)."""
+    total = sum(int(row["total_tokens"]) for row in rows)
+    models = [row for row in rows if row["model_permaslug"] != OTHER_PERMASLUG]
+    models.sort(key=lambda row: (-int(row["total_tokens"]), row["model_permaslug"]))
+    return [(row["model_permaslug"], int(row["total_tokens"]), int(row["total_tokens"]) / total if total else 0.0)
+            for row in models[:TOP_MODELS]]
+
+
+def report(output_uri: str, conn_id: str | None, days: list[date]) -> None:
+    base = ObjectStoragePath(output_uri, conn_id=conn_id)
+    for day in days:
+        print(f"\n{day}")
+        daily = storage.read_partition(storage.rankings_partition(base, day))
+        if daily is None:
+            print(f"  rankings_daily/date={day}: MISSING")
+            continue
+        rows = rows_of(daily)
+        total = sum(int(row["total_tokens"]) for row in rows)
+        print(f"  {daily.manifest['partition']}/{daily.data_file}: {daily.manifest['row_count']} rows "
+              f"(sha256 {daily.sha256[:12]})")
+        print(f"  top models by share of the day's {total:,} tokens (the 'other' row completes the total):")
+        for rank, (slug, tokens, share) in enumerate(top_models(rows), 1):
+            print(f"    {rank}. {slug:<48} {tokens:>18,}  {share:6.1%}")
+        apps = []
+        for sort in APP_SORTS:
+            for category in (None, *APP_CATEGORIES):
+                part = storage.read_partition(storage.app_partition(base, sort, category, None, Window(day, day)))
+                apps.append(f"{sort}/{category or 'all'} {'MISSING' if part is None else part.manifest['row_count']}")
+        print(f"  app_rankings (window={day}_{day}), apps per partition: {', '.join(apps)}")
+        print(f"  as_of {daily.manifest['meta']['as_of']}")
+        print(f"  {daily.manifest['citation']}")
+    print(f"\nFiles: {output_uri}/rankings_daily/date=YYYY-MM-DD/ and {output_uri}/app_rankings/sort=.../"
+          "category=.../subcategory=all/window=START_END/ (data file + _manifest.json each; "
+          "read the manifest first).")

@@ -1,0 +1,101 @@
+"""The manifest: every field the issue lists, exact serialisation, strict parsing."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from airflow_provider_openrouter import __version__, manifest
+from airflow_provider_openrouter.catalog import CAVEATS, LICENSE
+from airflow_provider_openrouter.windows import Window
+
+META = {"as_of": "2026-03-01T02:00:00Z", "start_date": "2025-01-01", "end_date": "2025-01-31", "version": "v1", "new_field": [1]}
+
+
+def _build(**overrides: object) -> dict:
+    kwargs = dict(
+        dataset=manifest.RANKINGS_DAILY,
+        partition="rankings_daily/date=2025-01-02",
+        window=Window(date(2025, 1, 2), date(2025, 1, 2)),
+        run_window=Window(date(2025, 1, 1), date(2025, 1, 31), clamped_from=date(2024, 12, 25)),
+        request_path="/datasets/rankings-daily",
+        request_params=[{"start_date": "2025-01-01", "end_date": "2025-01-31"}],
+        meta=META,
+        row_count=51,
+        data_format="jsonl",
+        data_file="data.jsonl",
+        sha256="a" * 64,
+        size=1234,
+        fetched_at=datetime(2026, 3, 1, 3, 4, 5, tzinfo=timezone.utc),
+    )
+    kwargs.update(overrides)
+    return manifest.build_manifest(**kwargs)  # type: ignore[arg-type]
+
+
+def test_manifest_holds_every_documented_field() -> None:
+    m = _build(previous_sha256="b" * 64)
+    assert m["dataset"] == "rankings-daily"
+    assert m["request"] == {"path": "/datasets/rankings-daily", "params": [{"start_date": "2025-01-01", "end_date": "2025-01-31"}]}
+    assert m["meta"] == META  # verbatim, unknown keys included
+    assert m["window"] == {"start": "2025-01-02", "end": "2025-01-02", "days": 1, "clamped_from": None}
+    assert m["run_window"] == {"start": "2025-01-01", "end": "2025-01-31", "days": 31, "clamped_from": "2024-12-25"}
+    assert (m["row_count"], m["data_file"], m["sha256"], m["size"], m["format"]) == (51, "data.jsonl", "a" * 64, 1234, "jsonl")
+    assert m["previous_sha256"] == "b" * 64
+    assert m["fetched_at"] == "2026-03-01T03:04:05Z"
+    assert m["provider_version"] == __version__
+    assert m["citation"] == "Source: OpenRouter (openrouter.ai/rankings), as of 2026-03-01T02:00:00Z."
+    assert m["license"] == LICENSE and "CC BY 4.0" in m["license"]
+    assert m["caveats"] == CAVEATS and "tokenizer" in m["caveats"]
+
+
+def test_app_manifest_cites_the_apps_page_and_keeps_extras() -> None:
+    m = _build(dataset=manifest.APP_RANKINGS, extra={"capped": False}, schema={"rank": "int64"})
+    assert m["citation"] == "Source: OpenRouter (openrouter.ai/apps), as of 2026-03-01T02:00:00Z."
+    assert m["capped"] is False and m["schema"] == {"rank": "int64"}
+
+
+def test_dumps_is_stable_utf8_json_and_loads_round_trips() -> None:
+    m = _build(meta={**META, "note": "café", "ratio": Decimal("0.25")})
+    raw = manifest.dumps(m)
+    assert raw.endswith(b"}\n") and "café".encode() in raw
+    assert raw == manifest.dumps(m)
+    back = manifest.loads(raw)
+    assert back["meta"]["ratio"] == 0.25
+    assert list(back)[:4] == ["manifest_version", "dataset", "partition", "window"]
+    assert manifest.with_data_file(back, "_pending-x.jsonl")["data_file"] == "_pending-x.jsonl"
+    assert back["data_file"] == "data.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "not valid UTF-8 JSON"),
+        (b"\xff\xfe", "not valid UTF-8 JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"dataset": "rankings-daily"}', "lacks manifest_version"),
+    ],
+)
+def test_loads_rejects_what_cannot_be_a_commit_record(raw: bytes, message: str) -> None:
+    with pytest.raises(manifest.ManifestError, match=message):
+        manifest.loads(raw)
+
+
+@pytest.mark.parametrize("name", ["../data.jsonl", "sub/data.jsonl", "", "..", 7])
+def test_loads_rejects_data_files_outside_the_partition(name: object) -> None:
+    raw = json.dumps({**_build(), "data_file": name}).encode()
+    with pytest.raises(manifest.ManifestError, match="must be a plain file name"):
+        manifest.loads(raw)
+
+
+@pytest.mark.parametrize("digest", ["A" * 64, "a" * 63, None, "g" * 64])
+def test_loads_rejects_malformed_checksums(digest: object) -> None:
+    with pytest.raises(manifest.ManifestError, match="64 lowercase hex digits"):
+        manifest.loads(json.dumps({**_build(), "sha256": digest}).encode())
+
+
+def test_unknown_dataset_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="unknown dataset"):
+        _build(dataset="nope")
