@@ -9,7 +9,7 @@ removed, so a failed run leaves the previous output exactly as it was.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
@@ -21,6 +21,7 @@ from airflow_provider_openrouter.exceptions import (
     BadRequestError,
     InvalidParameterError,
     InvalidResponseError,
+    RateLimitedError,
     WindowNotCompleteError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
@@ -107,6 +108,7 @@ class OpenRouterDatasetOperator(BaseOperator):
         format: str = "jsonl",  # noqa: A002 - the documented parameter name
         window_start: str | date | None = None,
         window_end: str | date | None = None,
+        defer_on_rate_limit: bool = True,
         **kwargs: Any,
     ) -> None:
         task = kwargs.get("task_id", "?")
@@ -130,12 +132,44 @@ class OpenRouterDatasetOperator(BaseOperator):
         self.format = format
         self.window_start = window_start
         self.window_end = window_end
-        self.asset = self._default_asset()
         outlets = kwargs.pop("outlets", None)
         outlets = list(outlets) if isinstance(outlets, (list, tuple)) else ([outlets] if outlets is not None else [])
-        if self.asset is not None and self.asset not in outlets:
-            outlets.append(self.asset)
+        assets = [o for o in outlets if isinstance(o, Asset)]
+        if assets:
+            # explicit outlets win: the event extra goes to the first asset (a mapped task's default
+            # per-category asset would not be registered at parse time and its events would be dropped)
+            self.asset: Asset | None = assets[0]
+        else:
+            self.asset = self._default_asset()
+            if self.asset is not None:
+                outlets.append(self.asset)
+        self.defer_on_rate_limit = defer_on_rate_limit
         super().__init__(outlets=outlets, **kwargs)
+
+    # ------------------------------------------------------------ execution
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Land the run's window; when the API's quota or rate limit stops it, defer until the API
+        says requests succeed again (nothing is written before that), then start over."""
+        try:
+            return self.land(context)
+        except RateLimitedError as exc:
+            if not self.defer_on_rate_limit or exc.retry_at is None:
+                raise
+            resume = max(exc.retry_at, datetime.now(timezone.utc)) + timedelta(seconds=1)
+            self.log.warning(
+                "%s Deferring until %s without holding a worker slot; nothing was written.", exc, resume.isoformat()
+            )
+            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+            self.defer(trigger=DateTimeTrigger(moment=resume), method_name="execute_after_wait")
+
+    def execute_after_wait(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Resume after a quota or rate-limit deferral: land the window from the start."""
+        return self.execute(context)
+
+    def land(self, context: Context) -> dict[str, Any]:
+        """Fetch, validate, stage and commit the run's partitions (implemented by each operator)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------ hooks for subclasses
     def _asset_suffix(self) -> str | None:

@@ -16,19 +16,29 @@ rule readers must follow). Reruns rewrite exactly the run's partitions; identica
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
 from airflow_provider_openrouter import endpoints, storage
-from airflow_provider_openrouter.catalog import MAX_WINDOW_DAYS, validate_app_params
-from airflow_provider_openrouter.exceptions import BadRequestError, InvalidParameterError, InvalidResponseError
+from airflow_provider_openrouter.catalog import DATASET_FLOOR, MAX_WINDOW_DAYS, validate_app_params
+from airflow_provider_openrouter.chunk_cache import DEFAULT_RESTATEMENT_DAYS, RankingsChunkCache, split_by_year
+from airflow_provider_openrouter.exceptions import (
+    BadRequestError,
+    InvalidParameterError,
+    InvalidResponseError,
+    WindowNotCompleteError,
+)
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.manifest import APP_RANKINGS, RANKINGS_DAILY
 from airflow_provider_openrouter.operators.base import Fetch, Landing, OpenRouterDatasetOperator, templated
-from airflow_provider_openrouter.windows import Window, chunks
+from airflow_provider_openrouter.probe import reusable_probe
+from airflow_provider_openrouter.sensors import as_of_memory
+from airflow_provider_openrouter.windows import ONE_DAY, Window, chunks, last_complete_day
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_openrouter.validation import DatasetMeta, RankingsDaily
 
 __all__ = ["AppRankingsOperator", "RankingsDailyOperator"]
 
@@ -37,48 +47,70 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
     """Land the run's UTC days of ``/datasets/rankings-daily``: top-50 models per day plus ``other``.
 
     Writes ``{output_uri}/rankings_daily/date=YYYY-MM-DD/data.jsonl`` (or ``data.parquet``) and its
-    ``_manifest.json`` for every day of the window, fetching windows over 366 days in several
-    requests (newest first, so an incomplete last day fails on the first request). Emits an event
-    on ``Asset(f"{output_uri}/rankings_daily")`` with ``{window, as_of, row_count}``; returns a
-    small summary (XCom).
+    ``_manifest.json`` for every day of the window. Emits an event on
+    ``Asset(f"{output_uri}/rankings_daily")`` with ``{window, as_of, row_count}``; returns a small
+    summary (XCom).
+
+    Where the rows come from, cheapest first:
+
+    1. the upstream :class:`~airflow_provider_openrouter.sensors.as_of.OpenRouterAsOfSensor`'s probe,
+       when the run is that one most recent day (the steady daily case: no request at all);
+    2. the chunk cache under ``{output_uri}/_cache/rankings_daily`` (``coalesce=True``): one request
+       fetches a whole calendar year, shared by every run it covers, so a backfill of the full
+       history costs about one request per year (see :mod:`airflow_provider_openrouter.chunk_cache`);
+    3. with ``coalesce=False``: one request per window of at most 366 days.
+
+    Data files are identical whichever way the rows came. What the fetch saw is remembered for the
+    sensors (``as_of`` memory), so their later runs cost nothing. When the daily quota is spent the
+    task defers until it renews instead of failing (``defer_on_rate_limit``).
 
     :param output_uri: any ``ObjectStoragePath`` URL (``file:///...``, ``s3://bucket/prefix``, ...). Templated.
     :param output_conn_id: the connection of that store (None for local files). Templated.
     :param openrouter_conn_id: the ``openrouter`` connection holding the API key.
     :param format: ``jsonl`` (default) or ``parquet`` (extra ``parquet``).
     :param window_start: with ``window_end``, inclusive UTC days overriding the data interval. Templated.
+    :param restatement_days: a cached day is trusted as final only if the snapshot was taken at least
+        this many days after the day ended (OpenRouter revises recent days; default 7). Younger days
+        are refetched unless the cache entry is less than an hour old.
+    :param coalesce: use the chunk cache (default True).
+    :param defer_on_rate_limit: defer until ``retry_at`` on quota exhaustion or persistent 429s (default True).
     """
 
     dataset = RANKINGS_DAILY
     request_path = endpoints.RANKINGS_DAILY_PATH
     ui_color = "#e8f0fe"
 
+    def __init__(self, *, restatement_days: int = DEFAULT_RESTATEMENT_DAYS, coalesce: bool = True, **kwargs: Any) -> None:
+        if isinstance(restatement_days, bool) or not isinstance(restatement_days, int) or restatement_days < 0:
+            raise InvalidParameterError(
+                f"Task {kwargs.get('task_id', '?')!r}: restatement_days={restatement_days!r} must be a whole number of days >= 0."
+            )
+        self.restatement_days = restatement_days
+        self.coalesce = coalesce
+        super().__init__(**kwargs)
+
     def _asset_suffix(self) -> str | None:
         return "rankings_daily"
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def land(self, context: Context) -> dict[str, Any]:
         window = self._window_or_skip(context)
         base = self._base()
         hook = OpenRouterHook(self.openrouter_conn_id)
-        pieces = chunks(window)
+        pieces = split_by_year(window) if self.coalesce else chunks(window)
         self.log.info(
-            "Requesting OpenRouter rankings-daily for %s (%d day(s)) in %d request(s) of at most %d days via connection %r.",
-            window, window.days, len(pieces), MAX_WINDOW_DAYS, self.openrouter_conn_id,
+            "Landing OpenRouter rankings-daily for %s (%d day(s), %d piece(s)) via connection %r%s.",
+            window, window.days, len(pieces), self.openrouter_conn_id,
+            f", coalesced through the chunk cache (restatement_days={self.restatement_days})" if self.coalesce else "",
         )
         with Landing(self, base) as landing:
             for piece in reversed(pieces):
-                try:
-                    result = hook.get_rankings_daily(piece.start, piece.end)
-                except BadRequestError as exc:
-                    raise self._translate_bad_request(exc, piece) from exc
-                self._check_answer(result.meta, piece)
-                fetch = Fetch(piece, dict(result.meta.raw), (endpoints.window_params(piece),), datetime.now(timezone.utc))
+                result, fetch = self._rows_for(context, hook, base, piece)
                 by_day = {day: list(rows) for day, rows in itertools.groupby(result.rows, key=lambda row: row.date)}
                 missing = [day for day in piece.iter_days() if day not in by_day]
                 if missing:
                     raise InvalidResponseError(
                         f"Invalid response from OpenRouter: no rows for {', '.join(map(str, missing[:5]))}"
-                        f"{' ...' if len(missing) > 5 else ''} inside the answered window {piece}. Nothing was written.",
+                        f"{' ...' if len(missing) > 5 else ''} inside the answered window {result.meta.window}. Nothing was written.",
                         field="date",
                     )
                 del result
@@ -87,6 +119,55 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
                     landing.stage(storage.rankings_partition_key(day), records, storage.RANKINGS_COLUMNS, fetch, Window(day, day))
             landing.commit(window)
         return self._report(context, window, landing, hook)
+
+    def _rows_for(self, context: Context, hook: OpenRouterHook, base: Any, piece: Window) -> tuple[RankingsDaily, Fetch]:
+        """Validated rows covering ``piece`` and where they came from (probe, cache or request)."""
+        probe = reusable_probe(context, piece, self.openrouter_conn_id)
+        if probe is not None and (not self.coalesce or piece.end >= last_complete_day(probe.meta.as_of) - ONE_DAY):
+            self.log.info("Reusing the as_of sensor's probe for %s (as_of %s): no request.", piece, probe.meta.as_of.isoformat())
+            return probe, Fetch(piece, dict(probe.meta.raw), (endpoints.window_params(piece),), datetime.now(timezone.utc))
+        if not self.coalesce:
+            result = self._request(hook, piece, piece)
+            self._check_answer(result.meta, piece)
+            self._remember(hook, result)
+            return result, Fetch(piece, dict(result.meta.raw), (endpoints.window_params(piece),), datetime.now(timezone.utc))
+        chunk = Window(max(date(piece.start.year, 1, 1), DATASET_FLOOR), date(piece.start.year, 12, 31))
+        cache = RankingsChunkCache(base, restatement_days=self.restatement_days)
+        entry, fetched = cache.get_or_fetch(piece, lambda: self._request(hook, chunk, piece))
+        result = entry.result
+        self.log.info(
+            "%s %s for %s: chunk %s, as_of %s.", "Fetched" if fetched else "Read the cached", entry.name, piece,
+            result.meta.window, result.meta.as_of.isoformat(),
+        )
+        self._check_covers(result.meta, piece)
+        self._remember(hook, result)
+        return result, Fetch(result.meta.window, dict(result.meta.raw), (endpoints.window_params(result.requested),), entry.fetched_at)
+
+    def _request(self, hook: OpenRouterHook, asked: Window, needed: Window) -> RankingsDaily:
+        try:
+            return hook.get_rankings_daily(asked.start, asked.end)
+        except BadRequestError as exc:
+            raise self._translate_bad_request(exc, needed) from exc
+
+    def _check_covers(self, meta: DatasetMeta, needed: Window) -> None:
+        """A chunk answer must hold every day the run needs (its end may be clamped beyond them)."""
+        if meta.end_date < needed.end:
+            raise WindowNotCompleteError(
+                f"OpenRouter's rankings-daily data ends at {meta.end_date} (as of {meta.as_of.isoformat()}), so "
+                f"{needed} is not complete yet. Nothing was written. Retry after {needed.end} is complete "
+                "(OpenRouterAsOfSensor waits for it)."
+            )
+        if meta.start_date > needed.start:
+            raise InvalidResponseError(
+                f"Invalid response from OpenRouter: the answer starts at {meta.start_date}, after {needed.start}. Nothing was written.",
+                field="meta",
+            )
+
+    def _remember(self, hook: OpenRouterHook, result: RankingsDaily) -> None:
+        """Tell the sensors what this fetch proved (best effort: a lost update costs one probe later)."""
+        as_of_memory.remember(
+            self.openrouter_conn_id, as_of_memory.SeenAsOf(result.meta.as_of, result.meta.end_date, hook.get_conn().base_url)
+        )
 
 
 class AppRankingsOperator(OpenRouterDatasetOperator):
@@ -134,7 +215,7 @@ class AppRankingsOperator(OpenRouterDatasetOperator):
             return "app_rankings"
         return f"app_rankings/sort={self.sort}/category={self.category or 'all'}/subcategory={self.subcategory or 'all'}"
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def land(self, context: Context) -> dict[str, Any]:
         category, subcategory = self.category or None, self.subcategory or None
         validate_app_params(self.sort, category, subcategory, self.max_apps)
         window = self._window_or_skip(context)

@@ -21,6 +21,9 @@ NOW = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)  # the emulator's last com
 def load(dags_folder: Path) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
+    import gc
+
+    gc.collect()  # warnings about objects earlier tests left behind are not the DAG's
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         bag = DagBag(dag_folder=str(dags_folder))
@@ -104,8 +107,23 @@ def test_one_run_lands_its_day_end_to_end(example_dag: Path, emulator: Emulator,
     assert storage.read_partition(storage.rankings_partition(base, window.start)).sha256 == daily.sha256
 
 
-@pytest.mark.xfail(strict=True, reason="RankingsDailyOperator does not call probe.reusable_probe yet")
-def test_the_operator_reuses_the_sensors_probe(example_dag: Path, emulator: Emulator, run_dag: Callable[..., Any]) -> None:
-    result = run_dag("openrouter_daily", datetime(2025, 7, 5, tzinfo=timezone.utc))
+
+def test_the_operator_reuses_the_sensors_probe_for_the_latest_day(example_dag: Path, emulator: Emulator, run_dag: Callable[..., Any]) -> None:
+    result = run_dag("openrouter_daily", NOW.replace(hour=0))  # lands 2026-02-28, the last complete day
     assert result.state == "success"
     assert emulator.request_count("/datasets/rankings-daily") == 1  # the sensor's probe, reused
+    assert result.xcom("rankings_daily")["requests"] == 0
+
+
+def test_old_days_share_one_chunk_and_later_sensors_cost_nothing(example_dag: Path, emulator: Emulator, run_dag: Callable[..., Any]) -> None:
+    """A backfill's first run probes and fetches the year's chunk; the next days of that year cost no request."""
+    first = run_dag("openrouter_daily", datetime(2025, 7, 5, tzinfo=timezone.utc))
+    assert first.state == "success"
+    assert emulator.request_count("/datasets/rankings-daily") == 2  # one probe, one chunk of 2025
+    for logical in (datetime(2025, 3, 2, tzinfo=timezone.utc), datetime(2025, 11, 30, tzinfo=timezone.utc)):
+        later = run_dag("openrouter_daily", logical)
+        assert later.state == "success" and later.xcom("wait_for_day")["proof"] == "memory"
+        assert later.xcom("rankings_daily")["requests"] == 0
+    assert emulator.request_count("/datasets/rankings-daily") == 2
+    chunk = [r["params"] for r in emulator.requests if r["path"].endswith("/datasets/rankings-daily")][1]
+    assert (chunk["start_date"], chunk["end_date"]) == ("2025-01-01", "2025-12-31")

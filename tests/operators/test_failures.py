@@ -18,7 +18,7 @@ from .conftest import Env
 
 pytestmark = pytest.mark.integration
 
-TASK = 'RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN)'
+TASK = 'RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False)'
 KEY = "sk-or-emulator"
 
 

@@ -32,7 +32,7 @@ def read(env: Env, day: str) -> storage.CommittedPartition:
 
 
 def test_kill_9_mid_commit_leaves_each_day_old_or_new_and_the_rerun_finishes(env: Env) -> None:
-    env.dag('RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN)', schedule="weekly")
+    env.dag('RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False)', schedule="weekly")
     assert env.run("2025-07-08").state == "success"
     old = {d: read(env, d) for d in ("2025-07-02", "2025-07-05", "2025-07-06")}
     env.emulator.restate("2025-07-02")

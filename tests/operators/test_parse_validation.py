@@ -58,7 +58,10 @@ def test_outlets_and_template_fields() -> None:
     assert op.outlets == [Asset("s3://lake/openrouter/rankings_daily")]
     assert {"output_uri", "output_conn_id", "window_start", "window_end"} <= set(op.template_fields)
     apps = AppRankingsOperator(task_id="a", output_uri="s3://lake/x", category="coding", outlets=[Asset("s3://other/y")])
-    assert apps.outlets == [Asset("s3://other/y"), Asset("s3://lake/x/app_rankings/sort=popular/category=coding/subcategory=all")]
+    # explicit outlets replace the default asset, and the event extra goes to the first one
+    assert apps.outlets == [Asset("s3://other/y")] and apps.asset == Asset("s3://other/y")
+    plain = AppRankingsOperator(task_id="b", output_uri="s3://lake/x", category="coding")
+    assert plain.outlets == [Asset("s3://lake/x/app_rankings/sort=popular/category=coding/subcategory=all")]
     assert {"sort", "category", "subcategory"} <= set(apps.template_fields)
     templated = RankingsDailyOperator(task_id="t", output_uri="s3://{{ var.value.bucket }}/x")
     assert templated.outlets == [] and templated.asset is None  # unknown until run time: declare outlets yourself

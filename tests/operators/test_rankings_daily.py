@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 EMULATOR_KEY = "sk-or-emulator"
 
-TASK = 'RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN)'
+TASK = 'RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False)'
 
 
 def expected_jsonl(day: date, version: int = 0) -> bytes:
@@ -68,7 +68,7 @@ def test_one_day_run_lands_exactly_its_day(env: Env, capfd: pytest.CaptureFixtur
     }]
     logs = capfd.readouterr()
     text = logs.out + logs.err
-    assert "Requesting OpenRouter rankings-daily for 2025-07-04..2025-07-04 (1 day(s)) in 1 request(s)" in text
+    assert "Landing OpenRouter rankings-daily for 2025-07-04..2025-07-04 (1 day(s), 1 piece(s))" in text
     assert f"Wrote 1 of 1 partition(s) under {env.uri} (created 1); 51 row(s); 1 request(s) to OpenRouter." in text
     assert "Source: OpenRouter (openrouter.ai/rankings), as of 2026-03-01T02:00:00Z." in text
     assert EMULATOR_KEY not in text
@@ -170,7 +170,7 @@ def test_restatement_replaces_the_day_and_records_the_previous_sha256(env: Env, 
 
 
 def test_templated_window_overrides_the_interval(env: Env) -> None:
-    env.dag('RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, '
+    env.dag('RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False, '
             'window_start="{{ macros.ds_add(ds, -3) }}", window_end="{{ macros.ds_add(ds, -1) }}")')
     result = env.run("2025-07-10")
     assert result.state == "success"
@@ -182,7 +182,7 @@ def test_parquet_format_writes_exact_types(env: Env) -> None:
 
     import pyarrow.parquet as pq
 
-    env.dag('RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, format="parquet")')
+    env.dag('RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False, format="parquet")')
     assert env.run("2025-07-05").state == "success"
     committed = partition(env, "2025-07-04")
     assert committed.data_file == "data.parquet" and committed.manifest["schema"]["total_tokens"] == "int64"

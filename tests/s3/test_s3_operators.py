@@ -34,7 +34,7 @@ from airflow_provider_openrouter.operators.rankings import AppRankingsOperator, 
 with DAG({dag_id!r}, schedule=DeltaDataIntervalTimetable(timedelta(days=3)),
          start_date=datetime(2024, 1, 1, tzinfo=timezone.utc), catchup=False):
     for name, uri, conn in (("local", {local!r}, None), ("s3", {remote!r}, {aws!r})):
-        RankingsDailyOperator(task_id=f"rankings_{{name}}", output_uri=uri, output_conn_id=conn, openrouter_conn_id={conn!r})
+        RankingsDailyOperator(task_id=f"rankings_{{name}}", output_uri=uri, output_conn_id=conn, openrouter_conn_id={conn!r}, coalesce=False)
         AppRankingsOperator(task_id=f"apps_{{name}}", output_uri=uri, output_conn_id=conn, openrouter_conn_id={conn!r},
                             category="coding")
 '''
