@@ -16,12 +16,17 @@ rule readers must follow). Reruns rewrite exactly the run's partitions; identica
 from __future__ import annotations
 
 import itertools
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
 from airflow_provider_openrouter import endpoints, storage
 from airflow_provider_openrouter.catalog import DATASET_FLOOR, MAX_WINDOW_DAYS, validate_app_params
-from airflow_provider_openrouter.chunk_cache import DEFAULT_RESTATEMENT_DAYS, RankingsChunkCache, split_by_year
+from airflow_provider_openrouter.chunk_cache import (
+    DEFAULT_FRESH_FOR,
+    DEFAULT_RESTATEMENT_DAYS,
+    RankingsChunkCache,
+    split_by_year,
+)
 from airflow_provider_openrouter.exceptions import (
     BadRequestError,
     InvalidParameterError,
@@ -73,6 +78,8 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
         this many days after the day ended (OpenRouter revises recent days; default 7). Younger days
         are refetched unless the cache entry is less than an hour old.
     :param coalesce: use the chunk cache (default True).
+    :param cache_fresh_for: how long a fetched chunk also serves its young days (default one hour, so
+        the runs of one backfill share it; ``timedelta(0)`` refetches young days every time).
     :param defer_on_rate_limit: defer until ``retry_at`` on quota exhaustion or persistent 429s (default True).
     """
 
@@ -80,13 +87,21 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
     request_path = endpoints.RANKINGS_DAILY_PATH
     ui_color = "#e8f0fe"
 
-    def __init__(self, *, restatement_days: int = DEFAULT_RESTATEMENT_DAYS, coalesce: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        restatement_days: int = DEFAULT_RESTATEMENT_DAYS,
+        coalesce: bool = True,
+        cache_fresh_for: timedelta = DEFAULT_FRESH_FOR,
+        **kwargs: Any,
+    ) -> None:
         if isinstance(restatement_days, bool) or not isinstance(restatement_days, int) or restatement_days < 0:
             raise InvalidParameterError(
                 f"Task {kwargs.get('task_id', '?')!r}: restatement_days={restatement_days!r} must be a whole number of days >= 0."
             )
         self.restatement_days = restatement_days
         self.coalesce = coalesce
+        self.cache_fresh_for = cache_fresh_for
         super().__init__(**kwargs)
 
     def _asset_suffix(self) -> str | None:
@@ -132,7 +147,7 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
             self._remember(hook, result)
             return result, Fetch(piece, dict(result.meta.raw), (endpoints.window_params(piece),), datetime.now(timezone.utc))
         chunk = Window(max(date(piece.start.year, 1, 1), DATASET_FLOOR), date(piece.start.year, 12, 31))
-        cache = RankingsChunkCache(base, restatement_days=self.restatement_days)
+        cache = RankingsChunkCache(base, restatement_days=self.restatement_days, fresh_for=self.cache_fresh_for)
         entry, fetched = cache.get_or_fetch(piece, lambda: self._request(hook, chunk, piece))
         result = entry.result
         self.log.info(
