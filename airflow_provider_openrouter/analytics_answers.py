@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping
 
 from airflow_provider_openrouter.exceptions import InvalidResponseError
+from airflow_provider_openrouter.validation import invalid_response
 
 if TYPE_CHECKING:
     from airflow_provider_openrouter.analytics import AnalyticsQuery, TimeRange
@@ -78,13 +79,7 @@ class AnalyticsMeta:
 
 
 def _invalid(message: str, *, field: str | None = None, row: int | None = None) -> InvalidResponseError:
-    where = f" (row {row}, field {field!r})" if row is not None else (f" (field {field!r})" if field else "")
-    return InvalidResponseError(
-        f"Invalid analytics response from OpenRouter{where}: {message}. Nothing was written; "
-        "if this persists the beta API may have changed its schema.",
-        field=field,
-        row=row,
-    )
+    return invalid_response(message, field=field, row=row, what="analytics response", api="beta API")
 
 
 def _items(data: Mapping[str, Any], key: str) -> list[Any]:

@@ -94,14 +94,20 @@ class AppRankings:
         return self.meta.window != Window(self.requested.start, self.requested.end)
 
 
-def _fail(message: str, *, field: str | None = None, row: int | None = None) -> InvalidResponseError:
+def invalid_response(
+    message: str, *, field: str | None = None, row: int | None = None, what: str = "response", api: str = "API"
+) -> InvalidResponseError:
+    """The :class:`InvalidResponseError` for a broken answer, naming the row and field when known."""
     where = f" (row {row}, field {field!r})" if row is not None else (f" (field {field!r})" if field else "")
     return InvalidResponseError(
-        f"Invalid response from OpenRouter{where}: {message}. Nothing was written; "
-        "if this persists the API may have changed its schema.",
+        f"Invalid {what} from OpenRouter{where}: {message}. Nothing was written; "
+        f"if this persists the {api} may have changed its schema.",
         field=field,
         row=row,
     )
+
+
+_fail = invalid_response
 
 
 def parse_count(value: Any, *, field: str, row: int | None = None) -> int:
