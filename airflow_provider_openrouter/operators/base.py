@@ -26,7 +26,15 @@ from airflow_provider_openrouter.exceptions import (
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.manifest import build_manifest, citation, window_record
-from airflow_provider_openrouter.windows import Window, clamp_to_floor, days_for_interval, parse_day
+from airflow_provider_openrouter.windows import (
+    PartitionSpec,
+    Window,
+    clamp_to_floor,
+    days_for_interval,
+    days_for_partition,
+    parse_day,
+    partition_spec,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -36,6 +44,53 @@ if TYPE_CHECKING:
 
 def templated(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+# ------------------------------------------------------------------ the run's days (operators and sensor)
+def partition_spec_of(timetable: Any) -> PartitionSpec | None:
+    """The checked :class:`~airflow_provider_openrouter.windows.PartitionSpec` of a ``CronPartitionTimetable``
+    (Task SDK or scheduler class); None for any other timetable. Raises
+    :class:`InvalidParameterError` if its partitions are not whole UTC days."""
+    if timetable is None or not any(c.__name__ == "CronPartitionTimetable" for c in type(timetable).__mro__):
+        return None
+    def attr(name: str) -> Any:
+        return getattr(timetable, name, None) if hasattr(timetable, name) else getattr(timetable, "_" + name, None)
+    return partition_spec(attr("expression"), attr("timezone"), attr("key_format"))
+
+
+def check_partition_schedule(task: BaseOperator) -> None:
+    """At parse time, when the task's DAG is known: refuse a ``CronPartitionTimetable`` whose
+    partitions are not whole UTC days (timezone, cron or key format), naming the task."""
+    dag = task.dag if task.has_dag() else None
+    if dag is None:
+        return
+    try:
+        partition_spec_of(getattr(dag, "timetable", None))
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"Task {task.task_id!r} of DAG {dag.dag_id!r}: {exc}") from None
+
+
+def is_partitioned_run(context: Context) -> bool:
+    return context.get("partition_key") is not None or context.get("partition_date") is not None
+
+
+def run_days(context: Context, no_window: str) -> Window | None:
+    """The UTC days of the run, clamped to the dataset's first day (None if all precede it).
+
+    A partitioned run (``partition_key``/``partition_date`` in the context) covers its partition
+    (:func:`~airflow_provider_openrouter.windows.days_for_partition`, with the DAG's
+    ``CronPartitionTimetable`` when it has one); any other run its data interval
+    (:func:`~airflow_provider_openrouter.windows.days_for_interval`). ``no_window`` is the
+    message when the run has neither.
+    """
+    if is_partitioned_run(context):
+        dag = context.get("dag") or getattr(context.get("task"), "dag", None)
+        spec = partition_spec_of(getattr(dag, "timetable", None))
+        return days_for_partition(context.get("partition_key"), context.get("partition_date"), spec)
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is None or end is None:
+        raise InvalidParameterError(no_window)
+    return days_for_interval(start, end)
 
 
 @dataclass(frozen=True)
@@ -145,6 +200,7 @@ class OpenRouterDatasetOperator(BaseOperator):
                 outlets.append(self.asset)
         self.defer_on_rate_limit = defer_on_rate_limit
         super().__init__(outlets=outlets, **kwargs)
+        check_partition_schedule(self)
 
     # ------------------------------------------------------------ execution
     def execute(self, context: Context) -> dict[str, Any]:
@@ -184,27 +240,32 @@ class OpenRouterDatasetOperator(BaseOperator):
 
     # ------------------------------------------------------------ window
     def resolve_window(self, context: Context) -> Window | None:
-        """The UTC days of this run, clamped to the dataset's first day; None if all precede it."""
+        """The UTC days of this run, clamped to the dataset's first day; None if all precede it.
+
+        ``window_start``/``window_end`` if set; else the run's partition in a partitioned DAG
+        (e.g. ``CronPartitionTimetable("0 0 * * *", timezone="UTC", run_offset=-1, key_format="%Y-%m-%d")``);
+        else its data interval (see :func:`run_days`)."""
         if self.window_start is not None and self.window_end is not None:
             first = parse_day(self.window_start, "window_start")
             last = parse_day(self.window_end, "window_end")
             if last < first:
                 raise InvalidParameterError(f"window_end {last} is before window_start {first}.")
             return clamp_to_floor(first, last)
-        start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        if start is None or end is None:
-            raise InvalidParameterError(
-                "This run has no data interval (e.g. an asset-triggered or schedule=None DAG): "
-                "set window_start and window_end (YYYY-MM-DD, templated if you like)."
-            )
-        return days_for_interval(start, end)
+        return run_days(context, (
+            "This run has no data interval and no partition (e.g. an asset-triggered or schedule=None DAG): "
+            "set window_start and window_end (YYYY-MM-DD, templated if you like)."
+        ))
 
     def _window_or_skip(self, context: Context) -> Window:
         window = self.resolve_window(context)
         if window is None:
+            run = (
+                f"partition {context.get('partition_key')!r}" if is_partitioned_run(context)
+                else f"data interval {context.get('data_interval_start')} .. {context.get('data_interval_end')}"
+            )
             message = (
                 f"Skipping: the whole window lies before {DATASET_FLOOR}, the first day of OpenRouter's "
-                f"datasets (data interval {context.get('data_interval_start')} .. {context.get('data_interval_end')})."
+                f"datasets ({run})."
             )
             self.log.info(message)
             raise AirflowSkipException(message)
@@ -272,13 +333,34 @@ class OpenRouterDatasetOperator(BaseOperator):
             "restated": [p.key for p, _, _ in staged if p.status == "restated"],
         }
         if self.asset is not None:
-            context["outlet_events"][self.asset].extra = {
+            event = context["outlet_events"][self.asset]
+            event.extra = {
                 "dataset": self.dataset,
                 "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
                 "as_of": as_of,
                 "row_count": rows,
             }
+            keys = event_partition_keys(context, staged)
+            if keys:
+                event.add_partitions(keys)
+                summary["partition_keys"] = keys
         return summary
+
+
+def event_partition_keys(context: Context, staged: Sequence[tuple[Any, Any, Window]]) -> list[str]:
+    """The partition keys of a partitioned run's asset event: one ``YYYY-MM-DD`` per one-day partition
+    written (rankings-daily: every UTC day of the window), the run's own partition key for a partition
+    spanning several days (app-rankings: the window). None in a run without partition: Airflow does
+    not trigger non-partitioned asset consumers on a keyed event, so interval DAGs stay as they were."""
+    run_key = context.get("partition_key")
+    if not is_partitioned_run(context):
+        return []
+    keys: list[str] = []
+    for _, _, days in staged:
+        key = days.start.isoformat() if days.days == 1 else run_key
+        if key and key not in keys:
+            keys.append(key)
+    return sorted(keys)
 
 
 def check_uri(uri: str, task: str) -> None:

@@ -1,8 +1,10 @@
 """OpenRouterAsOfSensor: nothing downstream runs until OpenRouter's ``meta.as_of`` proves the day final.
 
-The target is the last UTC day of the run's data interval (the same window function as the
-operators). The day is complete when ``meta.as_of >= (target + 1 day) 00:00 UTC + settle`` and
-``meta.end_date >= target``. No request can prove that earlier, so none is made earlier.
+The target is the last UTC day of the run's window: its partition in a partitioned DAG, else its
+data interval (the operators' own function,
+:func:`~airflow_provider_openrouter.operators.base.run_days`). The day is complete when
+``meta.as_of >= (target + 1 day) 00:00 UTC + settle`` and ``meta.end_date >= target``. No
+request can prove that earlier, so none is made earlier.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from airflow_provider_openrouter.exceptions import (
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.sensors import as_of_memory
 from airflow_provider_openrouter.triggers.as_of import ERROR, SUCCESS, TIMEOUT, OpenRouterAsOfTrigger
-from airflow_provider_openrouter.windows import day_complete_at, days_for_interval
+from airflow_provider_openrouter.operators.base import check_partition_schedule, is_partitioned_run, run_days
+from airflow_provider_openrouter.windows import day_complete_at
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -75,6 +78,7 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, max_wait=max_wait, **kwargs)
+        check_partition_schedule(self)
         if not isinstance(settle, timedelta) or settle < timedelta(0):
             raise InvalidParameterError(f"settle={settle!r} must be a non-negative timedelta.")
         self.openrouter_conn_id = openrouter_conn_id
@@ -95,16 +99,16 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
         return self.max_wait.total_seconds() if self.max_wait is not None else 3600.0
 
     def target_day(self, context: Context) -> date:
-        """The last UTC day of the run's data interval; skips the task if it precedes the dataset."""
-        start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        if start is None or end is None:
-            raise InvalidParameterError(
-                "This DAG run has no data interval, so there is no day to wait for; trigger it with a "
-                "logical date on a timetable with data intervals."
-            )
-        window = days_for_interval(start, end)
+        """The last UTC day of the run's window (its partition, or else its data interval, as the
+        operators resolve it); skips the task if the window precedes the dataset."""
+        window = run_days(context, (
+            "This DAG run has no data interval and no partition, so there is no day to wait for; trigger it "
+            "with a logical date on a timetable with data intervals, or schedule it on a CronPartitionTimetable."
+        ))
         if window is None:
-            raise AirflowSkipException(f"The data interval {start}..{end} lies before OpenRouter's first day: nothing to wait for.")
+            where = (f"partition {context.get('partition_key')!r}" if is_partitioned_run(context) else
+                     f"data interval {context.get('data_interval_start')}..{context.get('data_interval_end')}")
+            raise AirflowSkipException(f"The {where} lies before OpenRouter's first day: nothing to wait for.")
         return window.end
 
     def _get_client(self) -> OpenRouterClient:
