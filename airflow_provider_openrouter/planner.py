@@ -75,11 +75,18 @@ class BackfillPlan:
         return "\n".join(lines)
 
 
+#: Runs ``airflow backfill create`` keeps active at once unless given ``--max-active-runs``
+#: (it does not use the DAG's own ``max_active_runs``).
+BACKFILL_MAX_ACTIVE_RUNS = 10
+
+
 def plan_backfill(
     first_day: date | str,
     last_day: date | str,
     shape: DagShape,
     *,
+    max_active_runs: int = BACKFILL_MAX_ACTIVE_RUNS,
+    run_backwards: bool = False,
     cached_years: Sequence[int] = (),
     memory_proves_last_day: bool = False,
 ) -> BackfillPlan:
@@ -88,8 +95,10 @@ def plan_backfill(
     * rankings-daily: one request per calendar year touched (the chunk cache), minus years already
       cached; naive: one per run and rankings task.
     * sensor probes: none when the ``as_of`` memory already proves the last day; otherwise at most
-      one per concurrently starting run (the first wave, before any answer is remembered); naive:
-      one per run and sensor.
+      one wave of ``max_active_runs`` (the backfill's concurrency) per calendar year: runs that start
+      before a rankings task of their year has remembered its chunk's ``end_date`` probe, later ones
+      pass from the memory. Newest first (``run_backwards``), the first chunk fetched already proves
+      every older day: one wave in all. Naive: one per run and sensor.
     * app-rankings: cannot be coalesced (each window is its own aggregate): pages per task per run.
     """
     first, last = parse_day(first_day, "from"), parse_day(last_day, "to")
@@ -106,7 +115,9 @@ def plan_backfill(
         plan.requests["rankings-daily (operators)"] = len(years) if shape.rankings_tasks else 0
         plan.naive["rankings-daily (operators)"] = runs * shape.rankings_tasks
     if shape.sensors:
-        plan.requests["rankings-daily (sensor probes)"] = 0 if memory_proves_last_day else min(runs, shape.max_active_runs) * shape.sensors
+        parts = [window] if run_backwards else split_by_year(window)
+        waves = sum(min(part.days, max_active_runs) for part in parts)
+        plan.requests["rankings-daily (sensor probes)"] = 0 if memory_proves_last_day else waves * shape.sensors
         plan.naive["rankings-daily (sensor probes)"] = runs * shape.sensors
     if shape.app_max_apps:
         per_run = sum(len(app_pages(n)) for n in shape.app_max_apps)
@@ -161,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--from", dest="first", required=True, help="first day to land, YYYY-MM-DD")
     parser.add_argument("--to", dest="last", default=(date.today() - timedelta(days=1)).isoformat(),
                         help="last day to land, YYYY-MM-DD (default: yesterday)")
+    parser.add_argument("--max-active-runs", type=int, default=BACKFILL_MAX_ACTIVE_RUNS,
+                        help="the backfill's concurrency (airflow backfill create --max-active-runs; default 10)")
+    parser.add_argument("--run-backwards", action="store_true", help="the backfill runs newest first (--run-backwards)")
     parser.add_argument("--cached-year", type=int, action="append", default=[], help="a year whose chunk is already cached")
     parser.add_argument("--memory-proves-last-day", action="store_true", help="the sensors' as_of memory already covers --to")
     args = parser.parse_args(argv)
@@ -176,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.dag_file} holds {len(bag.dags)} DAGs; choose one with --dag-id: {', '.join(bag.dags)}", file=sys.stderr)
         return 2
     dag = bag.dags[args.dag_id] if args.dag_id else next(iter(bag.dags.values()))
-    plan = plan_backfill(args.first, args.last, dag_shape(dag), cached_years=args.cached_year,
+    plan = plan_backfill(args.first, args.last, dag_shape(dag), max_active_runs=args.max_active_runs,
+                         run_backwards=args.run_backwards, cached_years=args.cached_year,
                          memory_proves_last_day=args.memory_proves_last_day)
     print(f"DAG {dag.dag_id}: {dag_shape(dag)}")
     print(plan.report())

@@ -10,8 +10,12 @@ that starts at D+1 00:00 UTC has the data interval [D, D+1) and lands day D):
 3. ``app_rankings_popular`` / ``app_rankings_trending``: top 50 apps of D, overall and for each app
    category (mapped), -> ``{output}/app_rankings/sort=.../category=.../subcategory=all/window=D_D/``.
 
-About 12 requests per run, well inside 30/minute and 500/day; ``max_active_runs=2`` keeps backfills
-under the per-minute limit. Assets (for asset-scheduled downstream DAGs): ``{output}/rankings_daily``
+About 12 requests per run, well inside 30/minute and 500/day. ``max_active_runs=2`` paces scheduled
+catch-up; ``airflow backfill create`` does not use it (it runs 10 at once unless told otherwise), so
+backfill with ``--max-active-runs 2 --run-backwards``: newest first, the first rankings fetch proves
+every older day for the sensors, and each calendar year costs one rankings request (see the planner:
+``python -m airflow_provider_openrouter.planner --dag-file dags/openrouter_daily.py --from ...``).
+Assets (for asset-scheduled downstream DAGs): ``{output}/rankings_daily``
 and ``{output}/app_rankings/sort={popular,trending}``.
 
 Configuration (environment, read when the file is parsed):

@@ -1,0 +1,48 @@
+"""planner: request counts of a backfill, pure (and the DAG reader on the example DAG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_openrouter.exceptions import InvalidParameterError
+from airflow_provider_openrouter.planner import DagShape, main, plan_backfill
+
+SHAPE = DagShape(sensors=1, rankings_tasks=1, app_max_apps=(50, 150), max_active_runs=2)
+
+
+def test_full_history_plan_counts_years_waves_and_pages() -> None:
+    plan = plan_backfill("2025-01-01", "2026-11-22", SHAPE)
+    assert plan.runs == 691
+    assert plan.requests["rankings-daily (operators)"] == 2           # one chunk per calendar year
+    assert plan.requests["rankings-daily (sensor probes)"] == 20      # one wave of 10 per year
+    assert plan.requests["app-rankings"] == 691 * 3                   # 1 page + 2 pages per run
+    assert plan.naive["rankings-daily (operators)"] == plan.naive["rankings-daily (sensor probes)"] == 691
+    assert plan.total == 2 + 20 + 2073 and plan.naive_total == 691 * 5
+    assert "quota:" in plan.report() and f"{plan.total / 500:.2f} day(s)" in plan.report()
+
+
+def test_newest_first_with_low_concurrency_needs_one_small_wave() -> None:
+    plan = plan_backfill("2025-01-01", "2026-11-22", SHAPE, max_active_runs=2, run_backwards=True)
+    assert plan.requests["rankings-daily (sensor probes)"] == 2
+
+
+def test_cached_years_memory_and_floor() -> None:
+    plan = plan_backfill("2024-06-01", "2025-03-01", SHAPE, cached_years=[2025], memory_proves_last_day=True)
+    assert plan.runs == 60  # clamped to the dataset's first day
+    assert plan.requests["rankings-daily (operators)"] == 0
+    assert plan.requests["rankings-daily (sensor probes)"] == 0
+    with pytest.raises(InvalidParameterError, match="before"):
+        plan_backfill("2025-03-02", "2025-03-01", SHAPE)
+    with pytest.raises(InvalidParameterError, match="nothing to backfill"):
+        plan_backfill("2024-01-01", "2024-02-01", SHAPE)
+
+
+def test_cli_reads_the_example_dag(capsys: pytest.CaptureFixture[str]) -> None:
+    dag_file = Path(__file__).resolve().parents[2] / "dags" / "openrouter_daily.py"
+    assert main(["--dag-file", str(dag_file), "--from", "2025-01-01", "--to", "2025-01-31"]) == 0
+    out = capsys.readouterr().out
+    assert "sensors=1, rankings_tasks=1" in out and "app_max_apps=(50, 50, 50, 50, 50, 50, 50, 50, 50, 50)" in out
+    assert "rankings-daily (operators)                 1        31" in out
+    assert "app-rankings                             310       310" in out
