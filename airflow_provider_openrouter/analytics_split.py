@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, Inexact, localcontext
 from typing import Any, Callable
 
 from airflow_provider_openrouter.analytics import (
@@ -130,7 +130,21 @@ def _add(left: Any, right: Any) -> Any:
         return right
     if right is None:
         return left
-    return left + right  # int + int stays int; anything with a Decimal is an exact Decimal
+    if isinstance(left, Decimal) or isinstance(right, Decimal):
+        a, b = Decimal(left), Decimal(right)
+        if not (a.is_finite() and b.is_finite()):
+            return a + b
+        # exact whatever the magnitude: room from the highest digit of either to the lowest, plus a carry
+        with localcontext() as context:
+            context.prec = max(a.adjusted(), b.adjusted(), 0) - min(_exponent(a), _exponent(b), 0) + 2
+            context.traps[Inexact] = True
+            return a + b
+    return left + right  # int + int stays int
+
+
+def _exponent(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    return exponent if isinstance(exponent, int) else 0
 
 
 def merge_results(query: AnalyticsQuery, meta: AnalyticsMeta,

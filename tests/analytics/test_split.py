@@ -244,3 +244,15 @@ def test_preconditions_cost_no_request() -> None:
     assert calls == []
     ok = AnalyticsQuery(["cost"], ["model"], granularity="hour", time_range=TWO_DAYS, group_limit=48)
     assert canonical(collect_complete(ok, META, server(calls)).rows) == canonical(truth(ok))
+
+
+def test_merged_decimals_stay_exact_beyond_the_default_precision() -> None:
+    from decimal import Decimal
+
+    from airflow_provider_openrouter.analytics_split import _add
+
+    big = Decimal("1234567890123456789012345678901234.000000000000001")
+    assert _add(big, Decimal("0.000000000000001")) == Decimal("1234567890123456789012345678901234.000000000000002")
+    assert _add(Decimal("1E+40"), 1) == Decimal("10000000000000000000000000000000000000001")
+    assert _add(3, 4) == 7 and type(_add(3, 4)) is int
+    assert _add(None, Decimal("0.1")) == Decimal("0.1")
