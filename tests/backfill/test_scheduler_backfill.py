@@ -26,22 +26,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
-import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from airflow_provider_openrouter import planner, storage
+
+from tests.scheduler_stack import VENV_BIN, Stack, airflow_env, emulator_requests, free_port, query, wait_for
 
 from .conftest import classify, days, lake_files, run_inline
 
@@ -57,8 +54,6 @@ EMULATOR_KEY = "sk-or-emulator"
 #: Bounds of the whole test (the suite's budget is 4 minutes on 2 cores).
 STARTUP_TIMEOUT = 90.0
 BACKFILL_TIMEOUT = 150.0
-
-VENV_BIN = Path(sys.executable).parent
 
 DAG_SOURCE = '''
 """Trimmed copy of dags/openrouter_daily.py for the scheduler backfill test: sensor + rankings."""
@@ -98,149 +93,14 @@ with DAG(
 
 
 # --------------------------------------------------------------------------- processes
-@dataclass
-class Stack:
-    """The processes of one test, their logs, and how to stop all of them."""
-
-    home: Path
-    env: dict[str, str]
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    logs: dict[str, Path] = field(default_factory=dict)
-    _files: list[IO[bytes]] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str], *, capture_stdout: bool = False) -> subprocess.Popen[bytes]:
-        log = self.home / f"{name}.log"
-        err = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self._files.append(err)
-        self.logs[name] = log
-        proc = subprocess.Popen(
-            argv, env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if capture_stdout else err, stderr=err,
-            start_new_session=True,  # its own process group: killed as a whole in stop()
-        )
-        self.procs[name] = proc
-        return proc
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise AssertionError(f"{name} exited with {proc.returncode}.\n{self.tails()}")
-
-    def tails(self, lines: int = 25) -> str:
-        out = []
-        for name, path in self.logs.items():
-            try:
-                text = path.read_text(errors="replace").splitlines()
-            except OSError:
-                continue
-            out.append(f"----- {name} (last {lines} lines of {path}) -----")
-            out.extend(text[-lines:])
-        return "\n".join(out)
-
-    def stop(self) -> None:
-        """SIGTERM every process group, then SIGKILL what is left, descendants included."""
-        import psutil
-
-        tracked: dict[int, psutil.Process] = {}
-        for proc in self.procs.values():
-            try:
-                root = psutil.Process(proc.pid)
-                tracked[root.pid] = root
-                for child in root.children(recursive=True):
-                    tracked[child.pid] = child
-            except psutil.Error:
-                pass
-        for name in ("scheduler", "triggerer", "dag-processor", "api-server", "emulator"):
-            proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 10
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for proc in self.procs.values():
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        for process in tracked.values():  # anything that left its group (e.g. setsid) but is ours
-            try:
-                if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                    process.kill()
-            except psutil.Error:
-                pass
-        for f in self._files:
-            f.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
-def wait_for(what: str, predicate: Any, timeout: float, stack: Stack, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        stack.check_alive()
-        try:
-            value = predicate()
-        except sqlite3.Error:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {what}.\n{stack.tails()}")
-        time.sleep(interval)
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     home = tmp_path / "airflow"
     (home / "dags").mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW", "OPENROUTER_"))}
-    api_port = free_port()
-    env.update({
-        "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        # a generous busy timeout: scheduler, dag-processor, triggerer, API server and CLI share one SQLite file
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(16),
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-        # no scheduled run of "yesterday" (catchup=False) beside the backfill: its probe would be a
-        # request the plan does not count, for a day the frozen emulator does not serve
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = airflow_env(home, free_port())
+    # no scheduled run of "yesterday" (catchup=False) beside the backfill: its probe would be a
+    # request the plan does not count, for a day the frozen emulator does not serve
+    env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
     s = Stack(home, env)
     try:
         yield s
@@ -249,22 +109,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 
 def start_emulator(stack: Stack) -> str:
-    proc = stack.start("emulator", [
-        sys.executable, "-m", "airflow_provider_openrouter.testing.emulator", "--port", "0",
-        "--now", EMULATOR_NOW, "--rpm", "30", "--daily-limit", "500",
-    ], capture_stdout=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode().strip()
-    if not line.startswith("http://"):
-        raise AssertionError(f"the emulator did not print its base URL (got {line!r}).\n{stack.tails()}")
-    return line
-
-
-def emulator_requests(base_url: str) -> list[dict[str, Any]]:
-    import httpx
-
-    root = base_url.rsplit("/api/v1", 1)[0]
-    return httpx.get(f"{root}/_emulator/requests", timeout=10).json()["requests"]
+    return stack.start_emulator("--now", EMULATOR_NOW, "--rpm", "30", "--daily-limit", "500")
 
 
 # --------------------------------------------------------------------------- the test

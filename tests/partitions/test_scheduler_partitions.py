@@ -24,23 +24,18 @@ Processes are killed by process group (then any descendant left) whatever happen
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shutil
-import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from tests.partitions.conftest import DAG_FILE
+from tests.scheduler_stack import VENV_BIN, Stack, airflow_env, emulator_requests, free_port, query, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -49,165 +44,23 @@ FIRST, LAST = date(2025, 3, 1), date(2025, 3, 10)
 WEEK_KEY, WEEK = "2025-03-03 (W10)", [date(2025, 3, 3) + timedelta(days=i) for i in range(7)]
 CONN_ID, EMULATOR_KEY = "openrouter_default", "sk-or-emulator"
 STARTUP_TIMEOUT, RUNS_TIMEOUT, QUIET_SECONDS = 90.0, 150.0, 6.0
-VENV_BIN = Path(sys.executable).parent
-DAEMONS = ("scheduler", "dag-processor", "api-server", "emulator")
-
-
-@dataclass
-class Stack:
-    """The processes of the test, their logs, and how to stop all of them."""
-
-    home: Path
-    env: dict[str, str]
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    logs: dict[str, Path] = field(default_factory=dict)
-    files: list[IO[bytes]] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str], *, capture_stdout: bool = False) -> subprocess.Popen[bytes]:
-        log = self.home / f"{name}.log"
-        out = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.files.append(out)
-        self.logs[name] = log
-        proc = subprocess.Popen(argv, env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE if capture_stdout else out, stderr=out,
-                                start_new_session=True)  # its own process group
-        self.procs[name] = proc
-        return proc
-
-    def run(self, *args: str, timeout: float = 120) -> str:
-        done = subprocess.run([str(VENV_BIN / "airflow"), *args], env=self.env, cwd=self.home,
-                              capture_output=True, text=True, timeout=timeout)
-        assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        return done.stdout
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise AssertionError(f"{name} exited with {proc.returncode}.\n{self.tails()}")
-
-    def tails(self, lines: int = 30) -> str:
-        out = []
-        for name, path in self.logs.items():
-            try:
-                text = path.read_text(errors="replace").splitlines()
-            except OSError:
-                continue
-            out += [f"----- {name}: last {lines} lines of {path} -----", *text[-lines:]]
-        return "\n".join(out)
-
-    def stop(self) -> None:
-        """SIGTERM each process group, SIGKILL what is left, then any descendant that left its group."""
-        import psutil
-
-        tracked: dict[int, Any] = {}
-        for proc in self.procs.values():
-            try:
-                root = psutil.Process(proc.pid)
-                tracked[root.pid] = root
-                tracked.update({child.pid: child for child in root.children(recursive=True)})
-            except psutil.Error:
-                pass
-        for name in DAEMONS:
-            proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 10
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for proc in self.procs.values():
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        for process in tracked.values():
-            try:
-                if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                    process.kill()
-            except psutil.Error:
-                pass
-        for f in self.files:
-            f.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
-def wait_for(what: str, predicate: Any, timeout: float, stack: Stack, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        stack.check_alive()
-        try:
-            value = predicate()
-        except sqlite3.Error:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {what}.\n{stack.tails()}")
-        time.sleep(interval)
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     home = tmp_path / "airflow"
     (home / "dags").mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW", "OPENROUTER_"))}
-    port = free_port()
+    env = airflow_env(home, free_port())
     env.update({
-        "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(16),
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "600",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "OPENROUTER_OUTPUT_URI": (tmp_path / "lake").as_uri(),
         "OPENROUTER_TASK_RETRIES": "0",
-        "PYTHONUNBUFFERED": "1",
     })
     s = Stack(home, env)
     try:
         yield s
     finally:
         s.stop()
-
-
-def emulator_requests(base_url: str) -> list[dict[str, Any]]:
-    import httpx
-
-    return httpx.get(base_url.rsplit("/api/v1", 1)[0] + "/_emulator/requests", timeout=10).json()["requests"]
 
 
 def read_partition(lake: Path, key: str) -> Any:
@@ -229,13 +82,7 @@ def test_partitions_rollup_and_backfill_through_the_scheduler(stack: Stack, tmp_
         now = datetime.now(timezone.utc).replace(microsecond=0)
     scheduled_day = now.date() - timedelta(days=1)  # catchup=False: the latest partition, yesterday
 
-    emulator = stack.start("emulator", [
-        sys.executable, "-m", "airflow_provider_openrouter.testing.emulator", "--port", "0",
-        "--now", now.isoformat(), "--rpm", "0", "--daily-limit", "0",
-    ], capture_stdout=True)
-    assert emulator.stdout is not None
-    base_url = emulator.stdout.readline().decode().strip()
-    assert base_url.startswith("http://"), f"the emulator printed {base_url!r}\n{stack.tails()}"
+    base_url = stack.start_emulator("--now", now.isoformat(), "--rpm", "0", "--daily-limit", "0")
     stack.env["AIRFLOW_CONN_" + CONN_ID.upper()] = json.dumps(
         {"conn_type": "openrouter", "password": EMULATOR_KEY, "host": base_url})
 
