@@ -109,6 +109,43 @@ def write_dag(dags_folder: Path) -> Iterator[Callable[[str, str], Path]]:
         path.unlink(missing_ok=True)
 
 
+@pytest.fixture
+def load_dags(dags_folder: Path) -> Callable[[], tuple[Any, list[str]]]:
+    """``load_dags()``: parse the DAGs folder with a DagBag; returns it and every warning raised meanwhile."""
+
+    def load() -> tuple[Any, list[str]]:
+        import gc
+        import warnings
+
+        from airflow.dag_processing.dagbag import DagBag
+
+        gc.collect()  # warnings about objects earlier tests left behind are not the DAGs'
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            bag = DagBag(dag_folder=str(dags_folder))
+        return bag, [str(w.message) for w in caught]
+
+    return load
+
+
+@pytest.fixture
+def install_example_dag(
+    write_dag: Callable[[str, str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Path]:
+    """``install_example_dag(path, output_suffix="")``: copy an example DAG file from ``dags/`` into the
+    DAGs folder, writing to a fresh local lake (returned) with no retries."""
+
+    def install(dag_file: Path, output_suffix: str = "") -> Path:
+        lake = tmp_path / "lake"
+        monkeypatch.setenv("OPENROUTER_OUTPUT_URI", lake.as_uri() + output_suffix)
+        monkeypatch.delenv("OPENROUTER_OUTPUT_CONN_ID", raising=False)
+        monkeypatch.setenv("OPENROUTER_TASK_RETRIES", "0")
+        write_dag(dag_file.stem, dag_file.read_text())
+        return lake
+
+    return install
+
+
 def _env_name(conn_id: str) -> str:
     return "AIRFLOW_CONN_" + conn_id.upper()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,33 +18,16 @@ DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "openrouter_analytics.
 TASKS = ("tokens_cost_by_model", "requests_by_app")
 
 
-def load(dags_folder: Path) -> tuple[Any, list[str]]:
-    import gc
-
-    from airflow.dag_processing.dagbag import DagBag
-
-    gc.collect()  # warnings about objects earlier tests left behind are not the DAG's
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        bag = DagBag(dag_folder=str(dags_folder))
-    return bag, [str(w.message) for w in caught]
-
-
 @pytest.fixture
-def example_dag(write_dag: Callable[[str, str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def example_dag(install_example_dag: Callable[..., Path]) -> Path:
     """The example DAG file in the configured DAGs folder, writing to a fresh local lake."""
-    lake = tmp_path / "lake"
-    monkeypatch.setenv("OPENROUTER_OUTPUT_URI", lake.as_uri() + "/")
-    monkeypatch.delenv("OPENROUTER_OUTPUT_CONN_ID", raising=False)
-    monkeypatch.setenv("OPENROUTER_TASK_RETRIES", "0")
-    write_dag("openrouter_analytics", DAG_FILE.read_text())
-    return lake
+    return install_example_dag(DAG_FILE, "/")
 
 
-def test_the_dag_imports_without_errors_or_warnings(example_dag: Path, dags_folder: Path) -> None:
+def test_the_dag_imports_without_errors_or_warnings(example_dag: Path, load_dags: Callable[[], Any]) -> None:
     from airflow.timetables.interval import CronDataIntervalTimetable
 
-    bag, caught = load(dags_folder)
+    bag, caught = load_dags()
     assert bag.import_errors == {} and bag.captured_warnings == {} and caught == []
     dag = bag.get_dag("openrouter_analytics")
     assert isinstance(dag.timetable, CronDataIntervalTimetable) and dag.timetable.summary == "0 0 * * *"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,33 +17,16 @@ DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "openrouter_daily.py"
 NOW = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)  # the emulator's last complete day: 2026-02-28
 
 
-def load(dags_folder: Path) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    import gc
-
-    gc.collect()  # warnings about objects earlier tests left behind are not the DAG's
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        bag = DagBag(dag_folder=str(dags_folder))
-    return bag, [str(w.message) for w in caught]
-
-
 @pytest.fixture
-def example_dag(write_dag: Callable[[str, str], Path], dags_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def example_dag(install_example_dag: Callable[..., Path]) -> Path:
     """The example DAG file in the configured DAGs folder, writing to a fresh local lake."""
-    lake = tmp_path / "lake"
-    monkeypatch.setenv("OPENROUTER_OUTPUT_URI", lake.as_uri())
-    monkeypatch.delenv("OPENROUTER_OUTPUT_CONN_ID", raising=False)
-    monkeypatch.setenv("OPENROUTER_TASK_RETRIES", "0")
-    write_dag("openrouter_daily", DAG_FILE.read_text())
-    return lake
+    return install_example_dag(DAG_FILE)
 
 
-def test_the_dag_imports_without_errors_or_warnings(example_dag: Path, dags_folder: Path) -> None:
+def test_the_dag_imports_without_errors_or_warnings(example_dag: Path, load_dags: Callable[[], Any]) -> None:
     from airflow.timetables.interval import CronDataIntervalTimetable
 
-    bag, caught = load(dags_folder)
+    bag, caught = load_dags()
     assert bag.import_errors == {} and bag.captured_warnings == {} and caught == []
     dag = bag.get_dag("openrouter_daily")
     assert isinstance(dag.timetable, CronDataIntervalTimetable) and dag.timetable.summary == "0 0 * * *"
@@ -64,10 +46,10 @@ def test_the_dag_imports_without_errors_or_warnings(example_dag: Path, dags_fold
     assert [a.uri for a in rankings.outlets] == [f"{example_dag.as_uri()}/rankings_daily"]
 
 
-def test_output_location_comes_from_the_environment(example_dag: Path, dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_output_location_comes_from_the_environment(example_dag: Path, load_dags: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENROUTER_OUTPUT_URI", "s3://lake/openrouter/")
     monkeypatch.setenv("OPENROUTER_OUTPUT_CONN_ID", "aws_lake")
-    bag, _ = load(dags_folder)
+    bag, _ = load_dags()
     rankings = bag.get_dag("openrouter_daily").get_task("rankings_daily")
     assert (rankings.output_uri, rankings.output_conn_id) == ("s3://lake/openrouter", "aws_lake")
 
