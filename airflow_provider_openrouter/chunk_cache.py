@@ -93,21 +93,25 @@ class CacheEntry:
         return now - self.fetched_at <= fresh_for
 
 
+def _canonical(body: Any) -> bytes:
+    """The bytes a cache entry's checksum covers (the same for writing and for verifying)."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
 def encode_entry(result: RankingsDaily, fetched_at: datetime) -> bytes:
     """The cache file: the API's meta verbatim and its rows (counts as exact decimal strings)."""
     body = {
         "meta": dict(result.meta.raw),
         "data": [[r.date.isoformat(), r.model_permaslug, str(r.total_tokens)] for r in result.rows],
     }
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     envelope = {
         "format": CACHE_FORMAT,
         "fetched_at": fetched_at.isoformat(),
         "requested": [result.requested.start.isoformat(), result.requested.end.isoformat()],
-        "sha256": hashlib.sha256(canonical.encode()).hexdigest(),
+        "sha256": hashlib.sha256(_canonical(body)).hexdigest(),
         "body": body,
     }
-    return json.dumps(envelope, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return _canonical(envelope)
 
 
 def decode_entry(raw: bytes, name: str) -> CacheEntry:
@@ -117,8 +121,7 @@ def decode_entry(raw: bytes, name: str) -> CacheEntry:
         if envelope.get("format") != CACHE_FORMAT:
             raise ValueError(f"cache format {envelope.get('format')!r}, expected {CACHE_FORMAT}")
         body = envelope["body"]
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        if hashlib.sha256(canonical.encode()).hexdigest() != envelope["sha256"]:
+        if hashlib.sha256(_canonical(body)).hexdigest() != envelope["sha256"]:
             raise ValueError("checksum mismatch")
         fetched_at = datetime.fromisoformat(envelope["fetched_at"])
         requested = Window(date.fromisoformat(envelope["requested"][0]), date.fromisoformat(envelope["requested"][1]))
