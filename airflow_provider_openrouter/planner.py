@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Sequence
 
-from airflow_provider_openrouter.catalog import DATASET_FLOOR
-from airflow_provider_openrouter.chunk_cache import split_by_year
-from airflow_provider_openrouter.endpoints import app_pages
+from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR
+from airflow_provider_openrouter.lake.chunk_cache import split_by_year
+from airflow_provider_openrouter.api.datasets.app_rankings import app_pages
 from airflow_provider_openrouter.exceptions import InvalidParameterError
-from airflow_provider_openrouter.windows import Window, parse_day
+from airflow_provider_openrouter.windows.intervals import Window, parse_day
 
 DAILY_QUOTA = 500
 

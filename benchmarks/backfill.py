@@ -177,7 +177,7 @@ def load_tasks(lake: Path, conn_id: str, apps: str) -> tuple[Any, Any, list[Any]
 
 
 def run_scenario(scenario: Scenario, first: date, last: date, emulator: Any, conn_id: str, apps: str) -> None:
-    from airflow_provider_openrouter.sensors.as_of_memory import variable_key
+    from airflow_provider_openrouter.runtime.as_of_memory import variable_key
 
     store = VariableStore(enabled=scenario.memory)
     store.install()
@@ -337,7 +337,7 @@ def run(args: argparse.Namespace, home: Path) -> int:
         dag = DagBag(dag_folder=str(DAG_FILE), safe_mode=False).dags["openrouter_daily"]
         shape = planner.dag_shape(dag)
         plan = planner.plan_backfill(first, last, shape)
-        from airflow_provider_openrouter.endpoints import app_pages
+        from airflow_provider_openrouter.api.datasets.app_rankings import app_pages
 
         report(first, last, scenarios, plan, args.apps, len(app_tasks), sum(len(app_pages(n)) for n in shape.app_max_apps))
         print("\nSensor probes here come from one run at a time; `airflow backfill create` starts 10 runs at once by\n"

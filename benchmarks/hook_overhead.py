@@ -36,11 +36,11 @@ def import_overhead() -> None:
 
 
 def request_overhead() -> None:
-    from airflow_provider_openrouter.client import OpenRouterClient
-    from airflow_provider_openrouter.endpoints import RANKINGS_DAILY_PATH
+    from airflow_provider_openrouter.api.client import OpenRouterClient
+    from airflow_provider_openrouter.api.datasets.rankings_daily import PATH as RANKINGS_DAILY_PATH
     from airflow_provider_openrouter.testing import Emulator
-    from airflow_provider_openrouter.validation import parse_rankings_daily
-    from airflow_provider_openrouter.windows import Window
+    from airflow_provider_openrouter.api.datasets.rankings_daily import parse_rankings_daily
+    from airflow_provider_openrouter.windows.intervals import Window
     from datetime import date
 
     params = {"start_date": "2025-03-01", "end_date": "2025-03-01"}

@@ -35,7 +35,7 @@ from pathlib import Path
 from airflow.sdk import DAG, Asset
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from airflow_provider_openrouter.catalog import APP_CATEGORIES, APP_SORTS
+from airflow_provider_openrouter.api.datasets.app_rankings import APP_CATEGORIES, APP_SORTS
 from airflow_provider_openrouter.operators.rankings import AppRankingsOperator, RankingsDailyOperator
 from airflow_provider_openrouter.sensors.as_of import OpenRouterAsOfSensor
 

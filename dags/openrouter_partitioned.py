@@ -58,13 +58,16 @@ from airflow.sdk import (
     task,
 )
 
-from airflow_provider_openrouter import __version__, storage
-from airflow_provider_openrouter.catalog import CAVEATS, LICENSE
+from airflow_provider_openrouter.api.datasets import rankings_daily as rankings_dataset
+from airflow_provider_openrouter import __version__
+from airflow_provider_openrouter.lake import storage
+from airflow_provider_openrouter.api.datasets import CAVEATS, LICENSE
 from airflow_provider_openrouter.exceptions import InvalidParameterError, OpenRouterError
-from airflow_provider_openrouter.manifest import MANIFEST_VERSION, window_record
+from airflow_provider_openrouter.lake.manifest import MANIFEST_VERSION, window_record
 from airflow_provider_openrouter.operators.rankings import AppRankingsOperator, RankingsDailyOperator
 from airflow_provider_openrouter.sensors.as_of import OpenRouterAsOfSensor
-from airflow_provider_openrouter.windows import Window, days_for_partition
+from airflow_provider_openrouter.windows.intervals import Window
+from airflow_provider_openrouter.windows.partitions import days_for_partition
 
 OUTPUT_URI = (os.environ.get("OPENROUTER_OUTPUT_URI") or (Path.cwd() / "data").as_uri()).rstrip("/")
 OUTPUT_CONN_ID = os.environ.get("OPENROUTER_OUTPUT_CONN_ID") or None
@@ -127,7 +130,7 @@ with DAG(
 # ---------------------------------------------------------------------- the weekly rollup
 def read_day(base: ObjectStoragePath, day: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The manifest and rows of one committed rankings-daily partition (reader rule: manifest first)."""
-    directory = storage.rankings_partition(base, day)
+    directory = storage.join(base, rankings_dataset.partition_key(day))
     part = storage.read_partition(directory)
     if part is None:
         raise RollupInputError(

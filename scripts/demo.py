@@ -154,8 +154,8 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
 
 def last_complete_day(base_url: str, key: str) -> tuple[date, str]:
     """Ask OpenRouter (one small request) which day is the last complete one, and as of when."""
-    from airflow_provider_openrouter.client import OpenRouterClient
-    from airflow_provider_openrouter.endpoints import RANKINGS_DAILY_PATH
+    from airflow_provider_openrouter.api.client import OpenRouterClient
+    from airflow_provider_openrouter.api.datasets.rankings_daily import PATH as RANKINGS_DAILY_PATH
 
     client = OpenRouterClient(base_url, key, source="OPENROUTER_API_KEY")
     start = datetime.now(timezone.utc).date() - timedelta(days=4)

@@ -12,9 +12,11 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter import storage
-from airflow_provider_openrouter.catalog import APP_CATEGORIES, APP_SORTS, OTHER_PERMASLUG
-from airflow_provider_openrouter.windows import Window
+from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
+from airflow_provider_openrouter.lake import storage
+from airflow_provider_openrouter.api.datasets.app_rankings import APP_CATEGORIES, APP_SORTS
+from airflow_provider_openrouter.api.datasets.rankings_daily import OTHER_PERMASLUG
+from airflow_provider_openrouter.windows.intervals import Window
 
 TOP_MODELS = 5
 
@@ -42,7 +44,7 @@ def report(output_uri: str, conn_id: str | None, days: list[date]) -> None:
     base = ObjectStoragePath(output_uri, conn_id=conn_id)
     for day in days:
         print(f"\n{day}")
-        daily = storage.read_partition(storage.rankings_partition(base, day))
+        daily = storage.read_partition(storage.join(base, rankings_daily.partition_key(day)))
         if daily is None:
             print(f"  rankings_daily/date={day}: MISSING")
             continue
@@ -56,7 +58,7 @@ def report(output_uri: str, conn_id: str | None, days: list[date]) -> None:
         apps = []
         for sort in APP_SORTS:
             for category in (None, *APP_CATEGORIES):
-                part = storage.read_partition(storage.app_partition(base, sort, category, None, Window(day, day)))
+                part = storage.read_partition(storage.join(base, app_rankings.partition_key(sort, category, None, Window(day, day))))
                 apps.append(f"{sort}/{category or 'all'} {'MISSING' if part is None else part.manifest['row_count']}")
         print(f"  app_rankings (window={day}_{day}), apps per partition: {', '.join(apps)}")
         print(f"  as_of {daily.manifest['meta']['as_of']}")

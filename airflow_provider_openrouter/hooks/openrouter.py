@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_openrouter import endpoints
-from airflow_provider_openrouter.analytics import (
+from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
+from airflow_provider_openrouter.api import endpoints
+from airflow_provider_openrouter.analytics.query import (
     ANALYTICS_META_PATH,
     ANALYTICS_QUERY_PATH,
     AnalyticsMeta,
@@ -19,33 +20,28 @@ from airflow_provider_openrouter.analytics import (
     parse_query_response,
     validate_query,
 )
-from airflow_provider_openrouter.analytics_split import (
+from airflow_provider_openrouter.analytics.split import (
     DEFAULT_MAX_REQUESTS,
     DEFAULT_MIN_SLICE,
     check_complete_query,
     collect_complete,
 )
-from airflow_provider_openrouter.catalog import APP_CEILING, validate_app_params
-from airflow_provider_openrouter.client import (
+from airflow_provider_openrouter.api.datasets.app_rankings import APP_CEILING, validate_app_params
+from airflow_provider_openrouter.api.client import (
     DEFAULT_BASE_URL,
     DEFAULT_REQUESTS_PER_MINUTE,
     DEFAULT_TIMEOUT,
     OpenRouterClient,
 )
 from airflow_provider_openrouter.exceptions import AuthenticationError, InvalidParameterError, OpenRouterError
-from airflow_provider_openrouter.retry import RetryPolicy
-from airflow_provider_openrouter.validation import (
-    AppRankings,
-    RankingsDaily,
-    join_app_pages,
-    parse_app_rankings_page,
-    parse_rankings_daily,
-)
+from airflow_provider_openrouter.api.retry import RetryPolicy
+from airflow_provider_openrouter.api.datasets.app_rankings import AppRankings, join_app_pages, parse_app_rankings_page
+from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily, parse_rankings_daily
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_openrouter.endpoints import DayLike
+    from airflow_provider_openrouter.api.endpoints import DayLike
 
 
 def client_from_connection(conn: Connection, policy: RetryPolicy | None = None) -> OpenRouterClient:
@@ -108,7 +104,7 @@ class OpenRouterHook(BaseHook):
     :class:`~airflow_provider_openrouter.exceptions.OpenRouterError`.
 
     :param openrouter_conn_id: the ``openrouter`` connection (API key in the password field).
-    :param retry_policy: override the default :class:`~airflow_provider_openrouter.retry.RetryPolicy`.
+    :param retry_policy: override the default :class:`~airflow_provider_openrouter.api.retry.RetryPolicy`.
     """
 
     conn_name_attr = "openrouter_conn_id"
@@ -166,7 +162,7 @@ class OpenRouterHook(BaseHook):
         """
         window = endpoints.request_window(start_date, end_date)
         client = self.get_conn()
-        payload = client.get(endpoints.RANKINGS_DAILY_PATH, endpoints.window_params(window))
+        payload = client.get(rankings_daily.PATH, endpoints.window_params(window))
         with client.redacting():
             result = parse_rankings_daily(payload, window)
         self.log.info(
@@ -195,11 +191,11 @@ class OpenRouterHook(BaseHook):
         client = self.get_conn()
         pages = []
         sent = []
-        for offset, limit in endpoints.app_pages(max_apps):
-            params = endpoints.app_page_params(
+        for offset, limit in app_rankings.app_pages(max_apps):
+            params = app_rankings.app_page_params(
                 window, sort=sort, category=category, subcategory=subcategory, offset=offset, limit=limit
             )
-            payload = client.get(endpoints.APP_RANKINGS_PATH, params)
+            payload = client.get(app_rankings.PATH, params)
             with client.redacting():
                 pages.append(parse_app_rankings_page(payload, offset))
             sent.append(params)
@@ -358,7 +354,7 @@ class OpenRouterHook(BaseHook):
 
         Refuses (``OpenRouterError``) rather than return anything incomplete or wrong: a slice of
         ``min_slice`` still truncated, more than ``max_requests`` requests, or a rate metric
-        (``is_rate``) whose rows would span slices. See :mod:`airflow_provider_openrouter.analytics_split`.
+        (``is_rate``) whose rows would span slices. See :mod:`airflow_provider_openrouter.analytics.split`.
         ``limit`` is the page size of each request; ``result.slices`` lists the ranges requested.
         """
         check_complete_query(query, min_slice)  # before any request, the meta one included

@@ -3,15 +3,15 @@
 OpenRouter's beta analytics API answers questions about *your organisation's own* usage (requests,
 tokens, cost by model, provider, app, key ...) and needs a management key (see
 :meth:`OpenRouterHook.get_analytics_client`). Each run asks the query for every UTC day of its data
-interval, split until complete (truncation, HTTP 408: see :mod:`airflow_provider_openrouter.analytics_split`),
+interval, split until complete (truncation, HTTP 408: see :mod:`airflow_provider_openrouter.analytics.split`),
 and writes ``{output_uri}/analytics/{query_name}/date=YYYY-MM-DD/{data.jsonl, _manifest.json}``.
 
 Days: ``[start, end)`` at 00:00 UTC covers ``start.date() .. end.date() - 1``; a zero-length interval
 (Airflow 3's plain ``@daily``) covers the UTC day that ends at the logical date, as
-:func:`~airflow_provider_openrouter.windows.days_for_interval` reads intervals (the public datasets'
+:func:`~airflow_provider_openrouter.windows.intervals.days_for_interval` reads intervals (the public datasets'
 2025-01-01 floor does not apply). The queried time range is exactly those days.
 
-Writes follow :mod:`airflow_provider_openrouter.storage`: every day is fetched, checked and staged
+Writes follow :mod:`airflow_provider_openrouter.lake.storage`: every day is fetched, checked and staged
 before the first commit (a failing day leaves nothing visible); identical data is not touched; a
 day whose numbers changed upstream is rewritten with ``previous_sha256`` in its manifest.
 """
@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
-from airflow_provider_openrouter import __version__, storage
-from airflow_provider_openrouter.analytics import (
+from airflow_provider_openrouter import __version__
+from airflow_provider_openrouter.lake import storage
+from airflow_provider_openrouter.analytics.query import (
     ANALYTICS_QUERY_PATH,
     TIME_FIELD,
     AnalyticsQuery,
@@ -36,7 +37,7 @@ from airflow_provider_openrouter.analytics import (
     format_timestamp,
     validate_query,
 )
-from airflow_provider_openrouter.analytics_split import DEFAULT_MAX_REQUESTS, DEFAULT_MIN_SLICE, check_complete_query
+from airflow_provider_openrouter.analytics.split import DEFAULT_MAX_REQUESTS, DEFAULT_MIN_SLICE, check_complete_query
 from airflow_provider_openrouter.exceptions import (
     InvalidParameterError,
     InvalidResponseError,
@@ -44,9 +45,9 @@ from airflow_provider_openrouter.exceptions import (
     WindowNotCompleteError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
-from airflow_provider_openrouter.manifest import MANIFEST_VERSION, window_record
+from airflow_provider_openrouter.lake.manifest import MANIFEST_VERSION, window_record
 from airflow_provider_openrouter.operators.base import check_uri, templated
-from airflow_provider_openrouter.windows import ONE_DAY, TIMETABLE_HINT, Window, days_for_interval
+from airflow_provider_openrouter.windows.intervals import ONE_DAY, TIMETABLE_HINT, Window, days_for_interval
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -1,7 +1,7 @@
 """Shared machinery of the dataset operators: run window, answer checks, staged commit, report.
 
 :class:`Landing` holds one run's partitions: every one is staged (hidden ``_pending-*`` files,
-see :mod:`airflow_provider_openrouter.storage`) after all responses were fetched and validated,
+see :mod:`airflow_provider_openrouter.lake.storage`) after all responses were fetched and validated,
 then all are committed in order; on any error the staged files that were never committed are
 removed, so a failed run leaves the previous output exactly as it was.
 """
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowSkipException
 
-from airflow_provider_openrouter import storage
-from airflow_provider_openrouter.catalog import DATASET_FLOOR
+from airflow_provider_openrouter.lake import storage
+from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR
 from airflow_provider_openrouter.exceptions import (
     BadRequestError,
     InvalidParameterError,
@@ -25,72 +25,23 @@ from airflow_provider_openrouter.exceptions import (
     WindowNotCompleteError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
-from airflow_provider_openrouter.manifest import build_manifest, citation, window_record
-from airflow_provider_openrouter.windows import (
-    PartitionSpec,
-    Window,
-    clamp_to_floor,
-    days_for_interval,
-    days_for_partition,
-    parse_day,
-    partition_spec,
+from airflow_provider_openrouter.lake.manifest import build_manifest, citation, window_record
+from airflow_provider_openrouter.runtime.run_window import (  # noqa: F401 (re-exported for callers of the old path)
+    check_partition_schedule,
+    is_partitioned_run,
+    partition_spec_of,
+    run_days,
 )
+from airflow_provider_openrouter.windows.intervals import Window, clamp_to_floor, parse_day
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_openrouter.validation import DatasetMeta
+    from airflow_provider_openrouter.api.answers import DatasetMeta
 
 
 def templated(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
-
-
-# ------------------------------------------------------------------ the run's days (operators and sensor)
-def partition_spec_of(timetable: Any) -> PartitionSpec | None:
-    """The checked :class:`~airflow_provider_openrouter.windows.PartitionSpec` of a ``CronPartitionTimetable``
-    (Task SDK or scheduler class); None for any other timetable. Raises
-    :class:`InvalidParameterError` if its partitions are not whole UTC days."""
-    if timetable is None or not any(c.__name__ == "CronPartitionTimetable" for c in type(timetable).__mro__):
-        return None
-    def attr(name: str) -> Any:
-        return getattr(timetable, name, None) if hasattr(timetable, name) else getattr(timetable, "_" + name, None)
-    return partition_spec(attr("expression"), attr("timezone"), attr("key_format"))
-
-
-def check_partition_schedule(task: BaseOperator) -> None:
-    """At parse time, when the task's DAG is known: refuse a ``CronPartitionTimetable`` whose
-    partitions are not whole UTC days (timezone, cron or key format), naming the task."""
-    dag = task.dag if task.has_dag() else None
-    if dag is None:
-        return
-    try:
-        partition_spec_of(getattr(dag, "timetable", None))
-    except InvalidParameterError as exc:
-        raise InvalidParameterError(f"Task {task.task_id!r} of DAG {dag.dag_id!r}: {exc}") from None
-
-
-def is_partitioned_run(context: Context) -> bool:
-    return context.get("partition_key") is not None or context.get("partition_date") is not None
-
-
-def run_days(context: Context, no_window: str) -> Window | None:
-    """The UTC days of the run, clamped to the dataset's first day (None if all precede it).
-
-    A partitioned run (``partition_key``/``partition_date`` in the context) covers its partition
-    (:func:`~airflow_provider_openrouter.windows.days_for_partition`, with the DAG's
-    ``CronPartitionTimetable`` when it has one); any other run its data interval
-    (:func:`~airflow_provider_openrouter.windows.days_for_interval`). ``no_window`` is the
-    message when the run has neither.
-    """
-    if is_partitioned_run(context):
-        dag = context.get("dag") or getattr(context.get("task"), "dag", None)
-        spec = partition_spec_of(getattr(dag, "timetable", None))
-        return days_for_partition(context.get("partition_key"), context.get("partition_date"), spec)
-    start, end = context.get("data_interval_start"), context.get("data_interval_end")
-    if start is None or end is None:
-        raise InvalidParameterError(no_window)
-    return days_for_interval(start, end)
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,12 @@
 * :class:`AppRankingsOperator`: one partition per run window,
   ``app_rankings/sort=.../category=...|all/subcategory=...|all/window=START_END``.
 
-The window is the run's data interval read by :func:`~airflow_provider_openrouter.windows.days_for_interval`
+The window is the run's data interval read by :func:`~airflow_provider_openrouter.windows.intervals.days_for_interval`
 (``[start, end)`` at 00:00 UTC covers ``start.date() .. end.date() - 1``; a zero-length interval,
 as Airflow 3's plain ``schedule="@daily"`` gives, covers the UTC day ending at the logical date),
 or ``window_start``/``window_end`` (inclusive UTC days, templated, e.g. to refetch recent weeks).
 Every response is fetched and validated, and every partition staged, before the first partition
-is committed (see :mod:`airflow_provider_openrouter.storage` for the commit protocol and the
+is committed (see :mod:`airflow_provider_openrouter.lake.storage` for the commit protocol and the
 rule readers must follow). Reruns rewrite exactly the run's partitions; identical data is not touched.
 """
 
@@ -19,9 +19,11 @@ import itertools
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
-from airflow_provider_openrouter import endpoints, storage
-from airflow_provider_openrouter.catalog import DATASET_FLOOR, MAX_WINDOW_DAYS, validate_app_params
-from airflow_provider_openrouter.chunk_cache import (
+from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
+from airflow_provider_openrouter.api import endpoints
+from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR, MAX_WINDOW_DAYS
+from airflow_provider_openrouter.api.datasets.app_rankings import validate_app_params
+from airflow_provider_openrouter.lake.chunk_cache import (
     DEFAULT_FRESH_FOR,
     DEFAULT_RESTATEMENT_DAYS,
     RankingsChunkCache,
@@ -34,16 +36,17 @@ from airflow_provider_openrouter.exceptions import (
     WindowNotCompleteError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
-from airflow_provider_openrouter.manifest import APP_RANKINGS, RANKINGS_DAILY
+from airflow_provider_openrouter.lake.manifest import APP_RANKINGS, RANKINGS_DAILY
 from airflow_provider_openrouter.operators.base import Fetch, Landing, OpenRouterDatasetOperator, templated
-from airflow_provider_openrouter.probe import reusable_probe
-from airflow_provider_openrouter.sensors import as_of_memory
-from airflow_provider_openrouter.windows import ONE_DAY, Window, chunks, last_complete_day
+from airflow_provider_openrouter.runtime.probe import reusable_probe
+from airflow_provider_openrouter.runtime import as_of_memory
+from airflow_provider_openrouter.windows.intervals import ONE_DAY, Window, chunks, last_complete_day
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_openrouter.validation import DatasetMeta, RankingsDaily
+    from airflow_provider_openrouter.api.answers import DatasetMeta
+    from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily
 
 __all__ = ["AppRankingsOperator", "RankingsDailyOperator"]
 
@@ -62,7 +65,7 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
        when the run is that one most recent day (the steady daily case: no request at all);
     2. the chunk cache under ``{output_uri}/_cache/rankings_daily`` (``coalesce=True``): one request
        fetches a whole calendar year, shared by every run it covers, so a backfill of the full
-       history costs about one request per year (see :mod:`airflow_provider_openrouter.chunk_cache`);
+       history costs about one request per year (see :mod:`airflow_provider_openrouter.lake.chunk_cache`);
     3. with ``coalesce=False``: one request per window of at most 366 days.
 
     Data files are identical whichever way the rows came. What the fetch saw is remembered for the
@@ -84,7 +87,7 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
     """
 
     dataset = RANKINGS_DAILY
-    request_path = endpoints.RANKINGS_DAILY_PATH
+    request_path = rankings_daily.PATH
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -131,7 +134,7 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
                 del result
                 for day in piece.iter_days():
                     records = [row.to_record() for row in by_day.pop(day)]
-                    landing.stage(storage.rankings_partition_key(day), records, storage.RANKINGS_COLUMNS, fetch, Window(day, day))
+                    landing.stage(rankings_daily.partition_key(day), records, rankings_daily.COLUMNS, fetch, Window(day, day))
             landing.commit(window)
         return self._report(context, window, landing, hook)
 
@@ -202,7 +205,7 @@ class AppRankingsOperator(OpenRouterDatasetOperator):
 
     template_fields: Sequence[str] = (*OpenRouterDatasetOperator.template_fields, "sort", "category", "subcategory")
     dataset = APP_RANKINGS
-    request_path = endpoints.APP_RANKINGS_PATH
+    request_path = app_rankings.PATH
     ui_color = "#fef3e8"
 
     def __init__(
@@ -254,8 +257,8 @@ class AppRankingsOperator(OpenRouterDatasetOperator):
             if result.capped:
                 self.log.warning("Reached the API's ceiling of 200 apps; apps ranked lower are not reachable.")
             fetch = Fetch(window, dict(result.meta.raw), tuple(result.requests), datetime.now(timezone.utc))
-            key = storage.app_partition_key(self.sort, category, subcategory, window)
-            landing.stage(key, [row.to_record() for row in result.rows], storage.APP_COLUMNS, fetch, window)
+            key = app_rankings.partition_key(self.sort, category, subcategory, window)
+            landing.stage(key, [row.to_record() for row in result.rows], app_rankings.COLUMNS, fetch, window)
             landing.commit(window, extra={
                 "app_query": {"sort": self.sort, "category": category, "subcategory": subcategory, "max_apps": self.max_apps},
                 "capped": result.capped,

@@ -16,7 +16,9 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
-from airflow_provider_openrouter import endpoints, probe
+from airflow_provider_openrouter.api.datasets import rankings_daily
+from airflow_provider_openrouter.api import endpoints
+from airflow_provider_openrouter.runtime import probe
 from airflow_provider_openrouter.exceptions import (
     BadRequestError,
     InvalidParameterError,
@@ -26,15 +28,15 @@ from airflow_provider_openrouter.exceptions import (
     ServerError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
-from airflow_provider_openrouter.sensors import as_of_memory
+from airflow_provider_openrouter.runtime import as_of_memory
 from airflow_provider_openrouter.triggers.as_of import ERROR, SUCCESS, TIMEOUT, OpenRouterAsOfTrigger
-from airflow_provider_openrouter.operators.base import check_partition_schedule, is_partitioned_run, run_days
-from airflow_provider_openrouter.windows import day_complete_at
+from airflow_provider_openrouter.runtime.run_window import check_partition_schedule, is_partitioned_run, run_days
+from airflow_provider_openrouter.windows.intervals import day_complete_at
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
-    from airflow_provider_openrouter.client import OpenRouterClient
+    from airflow_provider_openrouter.api.client import OpenRouterClient
 
 #: Extra time given to Airflow's own deferral timeout, so that the trigger's clearer event wins.
 _DEFERRAL_GRACE = timedelta(minutes=5)
@@ -49,7 +51,7 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
     against the account's 500-requests/day quota; the log says how many were spent. The highest
     ``as_of`` seen is remembered per connection (Airflow Variable ``openrouter_as_of__<conn_id>``),
     so a day already proven complete costs no request. A successful probe is pushed to XCom
-    (key :data:`~airflow_provider_openrouter.probe.PROBE_XCOM_KEY`) for the following
+    (key :data:`~airflow_provider_openrouter.runtime.probe.PROBE_XCOM_KEY`) for the following
     ``RankingsDailyOperator`` to reuse.
 
     :param openrouter_conn_id: the ``openrouter`` connection.
@@ -231,7 +233,7 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
         self._not_before = None
         params = endpoints.window_params(probe.probe_window(target))
         try:
-            payload = client.get(endpoints.RANKINGS_DAILY_PATH, params)
+            payload = client.get(rankings_daily.PATH, params)
             result = probe.evaluate_probe(payload, target, self.settle)
         except RateLimitedError as exc:
             self._not_before = exc.retry_at

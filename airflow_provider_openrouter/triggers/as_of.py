@@ -1,7 +1,7 @@
 """OpenRouterAsOfTrigger: wait in the triggerer until OpenRouter's ``meta.as_of`` proves a day final.
 
 It makes no request before the day's completion instant, then probes ``rankings-daily`` for that
-one day through :class:`~airflow_provider_openrouter.client.OpenRouterClient` (the same paced,
+one day through :class:`~airflow_provider_openrouter.api.client.OpenRouterClient` (the same paced,
 retrying HTTP layer as the hook), backing off between probes. A 429 or a spent daily quota waits
 for the advertised ``retry_at`` instead of failing. Everything is bounded by an absolute deadline.
 """
@@ -15,16 +15,18 @@ from typing import Any, AsyncIterator
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_openrouter import endpoints, probe
+from airflow_provider_openrouter.api.datasets import rankings_daily
+from airflow_provider_openrouter.api import endpoints
+from airflow_provider_openrouter.runtime import probe
 from airflow_provider_openrouter.exceptions import (
     BadRequestError,
     OpenRouterError,
     RateLimitedError,
     ServerError,
 )
-from airflow_provider_openrouter.retry import RetryPolicy
-from airflow_provider_openrouter.sensors.as_of_memory import public_base_url
-from airflow_provider_openrouter.windows import day_complete_at
+from airflow_provider_openrouter.api.retry import RetryPolicy
+from airflow_provider_openrouter.runtime.as_of_memory import public_base_url
+from airflow_provider_openrouter.windows.intervals import day_complete_at
 
 #: Values of ``event["status"]``.
 SUCCESS, TIMEOUT, ERROR = "success", "timeout", "error"
@@ -48,7 +50,7 @@ class OpenRouterAsOfTrigger(BaseTrigger):
     The event payload is a dict: ``status`` (``success``, ``timeout`` or ``error``), ``target_day``,
     ``as_of`` and ``end_date`` of the last answer (or ``None``), ``probes``, ``requests`` (HTTP
     requests spent, retries included),
-    ``message``, ``base_url`` (public part) and on success ``probe`` (see :func:`airflow_provider_openrouter.probe.probe_record`).
+    ``message``, ``base_url`` (public part) and on success ``probe`` (see :func:`airflow_provider_openrouter.runtime.probe.probe_record`).
     """
 
     def __init__(
@@ -151,7 +153,7 @@ class OpenRouterAsOfTrigger(BaseTrigger):
             not_before: datetime | None = None
             try:
                 probes += 1
-                payload = await asyncio.wait_for(client.aget(endpoints.RANKINGS_DAILY_PATH, params), timeout=remaining)
+                payload = await asyncio.wait_for(client.aget(rankings_daily.PATH, params), timeout=remaining)
                 last = probe.evaluate_probe(payload, self.target, settle)
             except asyncio.TimeoutError:  # the deadline fell during this probe
                 yield timed_out()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_openrouter.analytics import AnalyticsQuery, parse_analytics_meta, parse_query_response
+from airflow_provider_openrouter.analytics.query import AnalyticsQuery, parse_analytics_meta, parse_query_response
 from airflow_provider_openrouter.exceptions import InvalidResponseError
 
 QUERY = AnalyticsQuery(["request_count", "cost"], ["model"], granularity="day")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_openrouter.analytics import AnalyticsQuery
+from airflow_provider_openrouter.analytics.query import AnalyticsQuery
 from airflow_provider_openrouter.exceptions import (
     AuthenticationError,
     InvalidParameterError,
@@ -19,7 +19,7 @@ from airflow_provider_openrouter.exceptions import (
     QueryTimeoutError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
-from airflow_provider_openrouter.retry import RetryPolicy
+from airflow_provider_openrouter.api.retry import RetryPolicy
 from airflow_provider_openrouter.testing import Emulator
 
 FAST = RetryPolicy(max_attempts=2, max_rate_limit_retries=1, backoff_base=0.01, backoff_max=0.02, jitter=0.0)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_openrouter.analytics import (
+from airflow_provider_openrouter.analytics.query import (
     AnalyticsQuery,
     Filter,
     OrderBy,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_openrouter.analytics import (
+from airflow_provider_openrouter.analytics.query import (
     AnalyticsQuery,
     AnalyticsResult,
     QueryMetadata,
@@ -22,7 +22,7 @@ from airflow_provider_openrouter.analytics import (
     parse_analytics_meta,
     parse_query_response,
 )
-from airflow_provider_openrouter.analytics_split import (
+from airflow_provider_openrouter.analytics.split import (
     bucket_start,
     collect_complete,
     count_buckets,
@@ -249,7 +249,7 @@ def test_preconditions_cost_no_request() -> None:
 def test_merged_decimals_stay_exact_beyond_the_default_precision() -> None:
     from decimal import Decimal
 
-    from airflow_provider_openrouter.analytics_split import _add
+    from airflow_provider_openrouter.analytics.split import _add
 
     big = Decimal("1234567890123456789012345678901234.000000000000001")
     assert _add(big, Decimal("0.000000000000001")) == Decimal("1234567890123456789012345678901234.000000000000002")

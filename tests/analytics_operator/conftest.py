@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import pytest
 
-from airflow_provider_openrouter import storage
+from airflow_provider_openrouter.lake import storage
 from airflow_provider_openrouter.testing.emulator import Emulator
 
 #: The emulator's clock; the days the tests land are long over.

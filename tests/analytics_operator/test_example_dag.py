@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_openrouter import storage
+from airflow_provider_openrouter.lake import storage
 from airflow_provider_openrouter.testing import Emulator
 
 from .conftest import META, MGMT, NOW, QUERY, rows

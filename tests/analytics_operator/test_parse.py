@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 from airflow.sdk import Asset
 
-from airflow_provider_openrouter.analytics import TimeRange
+from airflow_provider_openrouter.analytics.query import TimeRange
 from airflow_provider_openrouter.exceptions import InvalidParameterError, InvalidResponseError, WindowNotCompleteError
 from airflow_provider_openrouter.get_provider_info import get_provider_info
 from airflow_provider_openrouter.operators.analytics import (

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter import storage
-from airflow_provider_openrouter.chunk_cache import CACHE_DIR, decode_entry
+from airflow_provider_openrouter.lake import storage
+from airflow_provider_openrouter.lake.chunk_cache import CACHE_DIR, decode_entry
 from airflow_provider_openrouter.testing import Emulator, dataset
 
 from .conftest import classify, days, midnight, run_inline
@@ -238,7 +238,7 @@ def test_damaged_or_foreign_cache_entry_is_refetched_never_trusted(
 ) -> None:
     from airflow_provider_openrouter.operators.rankings import RankingsDailyOperator
 
-    caplog.set_level(logging.ERROR, logger="airflow_provider_openrouter.sensors.as_of_memory")  # no Variables here
+    caplog.set_level(logging.ERROR, logger="airflow_provider_openrouter.runtime.as_of_memory")  # no Variables here
     emulator = openrouter_emulator_factory(rpm=None, daily_limit=None, now=datetime(2026, 3, 1, 2, tzinfo=UTC))
     conn = openrouter_conn(emulator)
     lake = tmp_path / "lake"

@@ -36,7 +36,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from airflow_provider_openrouter import planner, storage
+from airflow_provider_openrouter import planner
+from airflow_provider_openrouter.lake import storage
 
 from tests.scheduler_stack import VENV_BIN, Stack, airflow_env, emulator_requests, free_port, query, wait_for
 
@@ -198,7 +199,7 @@ def test_backfill_through_the_scheduler_is_cheap_complete_and_identical_to_seria
     serial = RankingsDailyOperator(task_id="rankings_daily", output_uri=ref_lake.as_uri(),
                                    openrouter_conn_id="openrouter_reference", coalesce=False)
     # outside a task process the sensors' as_of memory cannot be written: the reference does without it
-    caplog.set_level(logging.ERROR, logger="airflow_provider_openrouter.sensors.as_of_memory")
+    caplog.set_level(logging.ERROR, logger="airflow_provider_openrouter.runtime.as_of_memory")
     for day in days(FIRST, LAST):
         run_inline(serial, day)
     assert reference.request_count("/datasets/rankings-daily", status=200) == expected_runs

@@ -9,8 +9,9 @@ from typing import Any, Callable
 
 import pytest
 
-from airflow_provider_openrouter import endpoints
-from airflow_provider_openrouter.client import OpenRouterClient
+from airflow_provider_openrouter.api.datasets import rankings_daily
+from airflow_provider_openrouter.api import endpoints
+from airflow_provider_openrouter.api.client import OpenRouterClient
 from airflow_provider_openrouter.exceptions import (
     AuthenticationError,
     BadRequestError,
@@ -20,10 +21,10 @@ from airflow_provider_openrouter.exceptions import (
     RateLimitedError,
     ServerError,
 )
-from airflow_provider_openrouter.retry import RetryPolicy
+from airflow_provider_openrouter.api.retry import RetryPolicy
 
 FAST = RetryPolicy(max_attempts=3, max_rate_limit_retries=3, backoff_base=0.01, backoff_max=0.05, jitter=0.0)
-PATH = endpoints.RANKINGS_DAILY_PATH
+PATH = rankings_daily.PATH
 PARAMS = {"start_date": "2025-03-01", "end_date": "2025-03-01"}
 
 

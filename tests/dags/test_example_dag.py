@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_openrouter import storage
-from airflow_provider_openrouter.catalog import APP_CATEGORIES, APP_SORTS
+from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
+from airflow_provider_openrouter.lake import storage
+from airflow_provider_openrouter.windows import Window
+from airflow_provider_openrouter.api.datasets.app_rankings import APP_CATEGORIES, APP_SORTS
 from airflow_provider_openrouter.testing import Emulator
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "openrouter_daily.py"
@@ -70,13 +72,13 @@ def test_one_run_lands_its_day_end_to_end(example_dag: Path, emulator: Emulator,
     assert result.xcom("wait_for_day")["target_day"] == "2025-07-04"
 
     base = ObjectStoragePath(example_dag.as_uri())
-    daily = storage.read_partition(storage.rankings_partition(base, datetime(2025, 7, 4).date()))
+    daily = storage.read_partition(storage.join(base, rankings_daily.partition_key(datetime(2025, 7, 4).date())))
     assert daily is not None and daily.manifest["row_count"] == 51
     assert daily.manifest["citation"] == "Source: OpenRouter (openrouter.ai/rankings), as of 2026-03-01T02:00:00Z."
-    window = storage.Window(datetime(2025, 7, 4).date(), datetime(2025, 7, 4).date())
+    window = Window(datetime(2025, 7, 4).date(), datetime(2025, 7, 4).date())
     for sort in APP_SORTS:
         for category in (None, *APP_CATEGORIES):
-            part = storage.read_partition(storage.app_partition(base, sort, category, None, window))
+            part = storage.read_partition(storage.join(base, app_rankings.partition_key(sort, category, None, window)))
             assert part is not None and part.manifest["row_count"] > 0, (sort, category)
     uris = {event["uri"] for event in result.asset_events}
     assert f"{example_dag.as_uri()}/rankings_daily" in uris
@@ -86,7 +88,7 @@ def test_one_run_lands_its_day_end_to_end(example_dag: Path, emulator: Emulator,
 
     again = run_dag("openrouter_daily", datetime(2025, 7, 5, tzinfo=timezone.utc))  # a rerun: nothing changes
     assert again.state == "success" and again.xcom("wait_for_day")["proof"] == "memory"
-    assert storage.read_partition(storage.rankings_partition(base, window.start)).sha256 == daily.sha256
+    assert storage.read_partition(storage.join(base, rankings_daily.partition_key(window.start))).sha256 == daily.sha256
 
 
 

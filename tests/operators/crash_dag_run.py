@@ -11,7 +11,7 @@ import signal
 import sys
 from datetime import datetime
 
-from airflow_provider_openrouter import storage
+from airflow_provider_openrouter.lake import storage
 
 
 def main() -> None:

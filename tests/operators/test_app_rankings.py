@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter import storage
+from airflow_provider_openrouter.lake import storage
 from airflow_provider_openrouter.testing import dataset
 
 from .conftest import Env

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter import storage
+from airflow_provider_openrouter.lake import storage
 
 from .conftest import Env
 

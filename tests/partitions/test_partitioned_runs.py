@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import pytest
 
-from airflow_provider_openrouter import storage
+from airflow_provider_openrouter.lake import storage
 from airflow_provider_openrouter.testing import Emulator
 from tests.partitions.conftest import DAG_FILE, NOW, PartitionRun, collect, midnight
 

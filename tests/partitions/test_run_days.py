@@ -12,10 +12,11 @@ from typing import Any, Callable
 import pytest
 
 from airflow_provider_openrouter.exceptions import InvalidParameterError
-from airflow_provider_openrouter.operators.base import event_partition_keys, partition_spec_of, run_days
+from airflow_provider_openrouter.operators.base import event_partition_keys
+from airflow_provider_openrouter.runtime.run_window import partition_spec_of, run_days
 from airflow_provider_openrouter.operators.rankings import AppRankingsOperator, RankingsDailyOperator
 from airflow_provider_openrouter.sensors.as_of import OpenRouterAsOfSensor
-from airflow_provider_openrouter.windows import Window, day_complete_at
+from airflow_provider_openrouter.windows.intervals import Window, day_complete_at
 from tests.partitions.conftest import midnight
 
 ONE_DAY = timedelta(days=1)

@@ -66,7 +66,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 def read_partition(lake: Path, key: str) -> Any:
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_openrouter import storage
+    from airflow_provider_openrouter.lake import storage
 
     return storage.read_partition(ObjectStoragePath(f"{lake.as_uri()}/{key}"))
 

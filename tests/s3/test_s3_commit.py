@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter import manifest, storage
+from airflow_provider_openrouter.api.datasets import rankings_daily
+from airflow_provider_openrouter.lake import manifest
+from airflow_provider_openrouter.lake import storage
 from storage import helpers  # tests/storage/helpers.py
 
 from .conftest import BUCKET, objects
@@ -21,7 +23,7 @@ def base(s3_conn: str, s3_prefix: str) -> ObjectStoragePath:
 
 
 def _part(base: ObjectStoragePath) -> ObjectStoragePath:
-    return storage.rankings_partition(base, helpers.DAY)
+    return storage.join(base, rankings_daily.partition_key(helpers.DAY))
 
 
 def test_write_rewrite_restate_on_s3(base: ObjectStoragePath, s3: Any, s3_prefix: str) -> None:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter import storage
+from airflow_provider_openrouter.lake import storage
 from airflow_provider_openrouter.testing.emulator import Emulator
 
 from .conftest import BUCKET, objects, versions
@@ -93,8 +93,8 @@ def test_rerun_writes_nothing_and_restatement_rewrites_one_day(world: dict[str, 
     new = objects(s3, world["prefix"])
     changed = {k for k in new if new[k] != old[k]}
     assert changed == {"rankings_daily/date=2025-07-06/data.jsonl", "rankings_daily/date=2025-07-06/_manifest.json",
-                       f"app_rankings/sort=popular/category=coding/subcategory=all/window=2025-07-05_2025-07-07/data.jsonl",
-                       f"app_rankings/sort=popular/category=coding/subcategory=all/window=2025-07-05_2025-07-07/_manifest.json"}
+                       "app_rankings/sort=popular/category=coding/subcategory=all/window=2025-07-05_2025-07-07/data.jsonl",
+                       "app_rankings/sort=popular/category=coding/subcategory=all/window=2025-07-05_2025-07-07/_manifest.json"}
     manifest = json.loads(new["rankings_daily/date=2025-07-06/_manifest.json"])
     assert manifest["previous_sha256"] == storage.sha256_hex(old["rankings_daily/date=2025-07-06/data.jsonl"])
     assert new["rankings_daily/date=2025-07-06/data.jsonl"] == local_files(world["local"])["rankings_daily/date=2025-07-06/data.jsonl"]

@@ -88,9 +88,9 @@ from datetime import datetime, timedelta, timezone
 from airflow.sdk import DAG, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from airflow_provider_openrouter.probe import reusable_probe
+from airflow_provider_openrouter.runtime.probe import reusable_probe
 from airflow_provider_openrouter.sensors.as_of import OpenRouterAsOfSensor
-from airflow_provider_openrouter.windows import Window, days_for_interval
+from airflow_provider_openrouter.windows.intervals import Window, days_for_interval
 
 with DAG({dag_id!r}, schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
          start_date=datetime(2025, 1, 1, tzinfo=timezone.utc), catchup=False):

@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_openrouter.exceptions import BadRequestError, InvalidResponseError
-from airflow_provider_openrouter.probe import (
+from airflow_provider_openrouter.runtime.probe import (
     PROBE_MAX_AGE,
     PROBE_XCOM_KEY,
     evaluate_probe,
@@ -22,9 +22,9 @@ from airflow_provider_openrouter.probe import (
     reusable_probe,
 )
 from airflow_provider_openrouter.sensors.as_of import validate_event
-from airflow_provider_openrouter.sensors.as_of_memory import SeenAsOf, public_base_url
+from airflow_provider_openrouter.runtime.as_of_memory import SeenAsOf, public_base_url
 from airflow_provider_openrouter.testing.dataset import rankings_daily_rows
-from airflow_provider_openrouter.windows import Window
+from airflow_provider_openrouter.windows.intervals import Window
 
 DAY = date(2025, 7, 4)
 MIDNIGHT = datetime(2025, 7, 5, tzinfo=timezone.utc)

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_openrouter.probe import PROBE_XCOM_KEY
+from airflow_provider_openrouter.runtime.probe import PROBE_XCOM_KEY
 from airflow_provider_openrouter.sensors.as_of import OpenRouterAsOfSensor
-from airflow_provider_openrouter.sensors.as_of_memory import variable_key
+from airflow_provider_openrouter.runtime.as_of_memory import variable_key
 
 from .conftest import FAST_OPTIONS, KEY, Api, SensorRun, next_whole_second, settle_to, utc_today, variable, xcom
 

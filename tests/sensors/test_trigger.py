@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from airflow.sdk.serde import deserialize, serialize
 
-from airflow_provider_openrouter.probe import rankings_from_record
+from airflow_provider_openrouter.runtime.probe import rankings_from_record
 from airflow_provider_openrouter.triggers.as_of import OpenRouterAsOfTrigger
-from airflow_provider_openrouter.windows import Window
+from airflow_provider_openrouter.windows.intervals import Window
 
 from .conftest import KEY, Api, next_whole_second, run_trigger, settle_to, utc_today
 

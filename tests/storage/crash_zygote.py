@@ -28,7 +28,7 @@ from airflow.sdk import ObjectStoragePath  # noqa: E402
 
 import helpers  # noqa: E402
 
-from airflow_provider_openrouter import storage  # noqa: E402
+from airflow_provider_openrouter.lake import storage  # noqa: E402
 
 
 def _die() -> None:

@@ -6,8 +6,10 @@ from datetime import date, datetime, timezone
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter import manifest, storage
-from airflow_provider_openrouter.windows import Window
+from airflow_provider_openrouter.api.datasets import rankings_daily
+from airflow_provider_openrouter.lake import manifest
+from airflow_provider_openrouter.lake import storage
+from airflow_provider_openrouter.windows.intervals import Window
 
 META = {"as_of": "2026-03-01T02:00:00Z", "start_date": "2025-07-04", "end_date": "2025-07-04", "version": "v1"}
 DAY = date(2025, 7, 4)
@@ -32,8 +34,8 @@ def manifest_for(staged: storage.StagedPartition, day: date = DAY) -> dict:
 
 
 def stage(directory: ObjectStoragePath, version: int, data_format: str = "jsonl", day: date = DAY) -> storage.StagedPartition:
-    data, schema = storage.serialise(records(version, day=day), storage.RANKINGS_COLUMNS, data_format)
-    return storage.stage_partition(directory, storage.rankings_partition_key(day), data, data_format, 3, schema)
+    data, schema = storage.serialise(records(version, day=day), rankings_daily.COLUMNS, data_format)
+    return storage.stage_partition(directory, rankings_daily.partition_key(day), data, data_format, 3, schema)
 
 
 def write(directory: ObjectStoragePath, version: int, data_format: str = "jsonl") -> storage.StagedPartition:
@@ -43,12 +45,12 @@ def write(directory: ObjectStoragePath, version: int, data_format: str = "jsonl"
 
 
 def expected_bytes(version: int, data_format: str = "jsonl", day: date = DAY) -> bytes:
-    return storage.serialise(records(version, day=day), storage.RANKINGS_COLUMNS, data_format)[0]
+    return storage.serialise(records(version, day=day), rankings_daily.COLUMNS, data_format)[0]
 
 
 def commit_days(base: ObjectStoragePath, version: int, days: list[date]) -> list[storage.StagedPartition]:
     """Write several day partitions as the operators do: stage every one, then commit each in turn."""
-    staged = [stage(storage.rankings_partition(base, day), version, day=day) for day in days]
+    staged = [stage(storage.join(base, rankings_daily.partition_key(day)), version, day=day) for day in days]
     for partition, day in zip(staged, days):
         storage.commit_partition(partition, manifest_for(partition, day))
     return staged

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter import manifest, storage
+from airflow_provider_openrouter.lake import manifest
+from airflow_provider_openrouter.lake import storage
 
 from .helpers import expected_bytes, manifest_for, stage, write
 

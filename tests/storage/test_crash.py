@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter import storage
+from airflow_provider_openrouter.api.datasets import rankings_daily
+from airflow_provider_openrouter.lake import storage
 
 from . import helpers
 
@@ -70,7 +71,7 @@ def test_kill_9_at_every_point_of_a_commit(tmp_path: Path, start: str, mocker) -
         base = ObjectStoragePath(scenario["base"])
         states = []
         for day in DAYS:
-            directory = storage.rankings_partition(base, day)
+            directory = storage.join(base, rankings_daily.partition_key(day))
             committed = storage.read_partition(directory)
             old = None if start == "empty" else helpers.expected_bytes(1, day=day)
             new = helpers.expected_bytes(2, day=day)
@@ -85,7 +86,7 @@ def test_kill_9_at_every_point_of_a_commit(tmp_path: Path, start: str, mocker) -
         again = helpers.commit_days(base, 2, DAYS)  # the next run repairs and cleans
         assert {s.status for s in again} <= {"created", "restated", "repaired", "unchanged"}
         for day in DAYS:
-            directory = storage.rankings_partition(base, day)
+            directory = storage.join(base, rankings_daily.partition_key(day))
             assert sorted(os.listdir(directory.path)) == ["_manifest.json", "data.jsonl"]
             committed = storage.read_partition(directory)
             assert committed.data == helpers.expected_bytes(2, day=day)

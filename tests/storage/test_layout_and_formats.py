@@ -10,15 +10,16 @@ from decimal import Decimal
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter import storage
+from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
+from airflow_provider_openrouter.lake import storage
 from airflow_provider_openrouter.exceptions import InvalidParameterError, InvalidResponseError
-from airflow_provider_openrouter.windows import Window
+from airflow_provider_openrouter.windows.intervals import Window
 
 
 def test_rankings_partition_layout_is_pinned() -> None:
-    assert storage.rankings_partition_key(date(2025, 7, 4)) == "rankings_daily/date=2025-07-04"
-    assert storage.rankings_partition("s3://lake/openrouter/", date(2025, 1, 1)) == "s3://lake/openrouter/rankings_daily/date=2025-01-01"
-    path = storage.rankings_partition(ObjectStoragePath("file:///tmp/lake"), date(2025, 1, 1))
+    assert rankings_daily.partition_key(date(2025, 7, 4)) == "rankings_daily/date=2025-07-04"
+    assert storage.join("s3://lake/openrouter/", rankings_daily.partition_key(date(2025, 1, 1))) == "s3://lake/openrouter/rankings_daily/date=2025-01-01"
+    path = storage.join(ObjectStoragePath("file:///tmp/lake"), rankings_daily.partition_key(date(2025, 1, 1)))
     assert isinstance(path, ObjectStoragePath)
     assert path.path == "/tmp/lake/rankings_daily/date=2025-01-01"
 
@@ -34,12 +35,12 @@ def test_rankings_partition_layout_is_pinned() -> None:
 )
 def test_app_partition_layout_is_pinned(sort: str, category: str | None, subcategory: str | None, expected: str) -> None:
     window = Window(date(2025, 6, 1), date(2025, 6, 30))
-    assert storage.app_partition_key(sort, category, subcategory, window) == expected
-    assert storage.app_partition("file:///x", sort, category, subcategory, window) == "file:///x/" + expected
+    assert app_rankings.partition_key(sort, category, subcategory, window) == expected
+    assert storage.join("file:///x", app_rankings.partition_key(sort, category, subcategory, window)) == "file:///x/" + expected
 
 
 def test_s3_paths_join_without_touching_the_network() -> None:
-    path = storage.rankings_partition(ObjectStoragePath("s3://lake/openrouter", conn_id="aws_x"), date(2025, 2, 3))
+    path = storage.join(ObjectStoragePath("s3://lake/openrouter", conn_id="aws_x"), rankings_daily.partition_key(date(2025, 2, 3)))
     assert (path.protocol, path.path) == ("s3", "lake/openrouter/rankings_daily/date=2025-02-03")
 
 
@@ -79,36 +80,36 @@ def test_parquet_has_exact_types_and_is_deterministic() -> None:
         {"date": "2025-07-04", "model_permaslug": "a/b", "total_tokens": 2**62 + 1},
         {"date": "2025-07-04", "model_permaslug": "other", "total_tokens": 3},
     ]
-    data, schema = storage.parquet_bytes(records, storage.RANKINGS_COLUMNS)
+    data, schema = storage.parquet_bytes(records, rankings_daily.COLUMNS)
     assert schema == {"date": "date32", "model_permaslug": "string", "total_tokens": "int64"}
     table = _read_parquet(data)
     assert str(table.schema.field("total_tokens").type) == "int64"
     assert table.column("total_tokens").to_pylist() == [2**62 + 1, 3]
     assert table.column("date").to_pylist() == [date(2025, 7, 4)] * 2
-    assert storage.parquet_bytes(records, storage.RANKINGS_COLUMNS)[0] == data
+    assert storage.parquet_bytes(records, rankings_daily.COLUMNS)[0] == data
 
 
 def test_parquet_falls_back_to_decimal_beyond_int64_and_refuses_beyond_38_digits() -> None:
     records = [{"app_id": 1, "app_name": "x", "rank": 1, "total_requests": 5, "total_tokens": 2**64 + 3}]
-    data, schema = storage.parquet_bytes(records, storage.APP_COLUMNS)
+    data, schema = storage.parquet_bytes(records, app_rankings.COLUMNS)
     assert schema["total_tokens"] == "decimal128(38,0)" and schema["total_requests"] == "int64"
     assert _read_parquet(data).column("total_tokens").to_pylist() == [Decimal(2**64 + 3)]
     with pytest.raises(InvalidResponseError, match="exceeds 38 digits"):
-        storage.parquet_bytes([{**records[0], "total_tokens": 10**38}], storage.APP_COLUMNS)
+        storage.parquet_bytes([{**records[0], "total_tokens": 10**38}], app_rankings.COLUMNS)
 
 
 def test_parquet_of_no_rows_keeps_the_schema() -> None:
-    data, schema = storage.parquet_bytes([], storage.APP_COLUMNS)
+    data, schema = storage.parquet_bytes([], app_rankings.COLUMNS)
     table = _read_parquet(data)
     assert table.num_rows == 0
-    assert table.column_names == [name for name, _ in storage.APP_COLUMNS]
+    assert table.column_names == [name for name, _ in app_rankings.COLUMNS]
     assert schema["total_tokens"] == "int64"
 
 
 def test_serialise_dispatches_and_rejects_unknown_formats() -> None:
     records = [{"date": "2025-01-01", "model_permaslug": "m", "total_tokens": 1}]
-    assert storage.serialise(records, storage.RANKINGS_COLUMNS, "jsonl") == (storage.jsonl_bytes(records), None)
-    assert storage.serialise(records, storage.RANKINGS_COLUMNS, "parquet")[1] is not None
+    assert storage.serialise(records, rankings_daily.COLUMNS, "jsonl") == (storage.jsonl_bytes(records), None)
+    assert storage.serialise(records, rankings_daily.COLUMNS, "parquet")[1] is not None
     with pytest.raises(InvalidParameterError, match="format='csv' is not supported; use one of jsonl, parquet"):
-        storage.serialise(records, storage.RANKINGS_COLUMNS, "csv")
+        storage.serialise(records, rankings_daily.COLUMNS, "csv")
     assert storage.data_file_name("parquet") == "data.parquet"

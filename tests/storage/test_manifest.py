@@ -8,9 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from airflow_provider_openrouter import __version__, manifest
-from airflow_provider_openrouter.catalog import CAVEATS, LICENSE
-from airflow_provider_openrouter.windows import Window
+from airflow_provider_openrouter import __version__
+from airflow_provider_openrouter.lake import manifest
+from airflow_provider_openrouter.api.datasets import CAVEATS, LICENSE
+from airflow_provider_openrouter.windows.intervals import Window
 
 META = {"as_of": "2026-03-01T02:00:00Z", "start_date": "2025-01-01", "end_date": "2025-01-31", "version": "v1", "new_field": [1]}
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter.chunk_cache import (
+from airflow_provider_openrouter.lake.chunk_cache import (
     RankingsChunkCache,
     decode_entry,
     encode_entry,
@@ -19,8 +19,8 @@ from airflow_provider_openrouter.chunk_cache import (
     year_chunk,
 )
 from airflow_provider_openrouter.exceptions import InvalidParameterError, InvalidResponseError
-from airflow_provider_openrouter.validation import parse_rankings_daily
-from airflow_provider_openrouter.windows import Window
+from airflow_provider_openrouter.api.datasets.rankings_daily import parse_rankings_daily
+from airflow_provider_openrouter.windows.intervals import Window
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)

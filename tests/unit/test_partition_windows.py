@@ -8,12 +8,8 @@ import pendulum
 import pytest
 
 from airflow_provider_openrouter.exceptions import InvalidParameterError
-from airflow_provider_openrouter.windows import (
-    Window,
-    days_for_partition,
-    parse_partition_key,
-    partition_spec,
-)
+from airflow_provider_openrouter.windows.intervals import Window
+from airflow_provider_openrouter.windows.partitions import days_for_partition, parse_partition_key, partition_spec
 
 UTC = timezone.utc
 ONE_DAY = timedelta(days=1)

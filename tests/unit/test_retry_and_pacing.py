@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from airflow_provider_openrouter.ratelimit import RateLimiter, key_fingerprint, limiter_for
-from airflow_provider_openrouter.retry import (
+from airflow_provider_openrouter.api.ratelimit import RateLimiter, key_fingerprint, limiter_for
+from airflow_provider_openrouter.api.retry import (
     RetryPolicy,
     is_daily_quota_message,
     is_retryable_status,
@@ -100,7 +100,7 @@ def test_limiter_registry_is_per_key_and_never_keeps_the_key() -> None:
     a = limiter_for("sk-or-aaaaaaaaaaaa", 30)
     assert limiter_for("sk-or-aaaaaaaaaaaa", 30) is a
     assert limiter_for("sk-or-bbbbbbbbbbbb", 30) is not a
-    from airflow_provider_openrouter import ratelimit
+    from airflow_provider_openrouter.api import ratelimit
 
     assert all("sk-or" not in name for name, _ in ratelimit._registry)
     assert len(key_fingerprint("sk-or-aaaaaaaaaaaa")) == 12

@@ -10,13 +10,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_openrouter.exceptions import InvalidResponseError
-from airflow_provider_openrouter.validation import (
-    join_app_pages,
-    parse_app_rankings_page,
-    parse_count,
-    parse_rankings_daily,
-)
-from airflow_provider_openrouter.windows import Window
+from airflow_provider_openrouter.api.datasets.app_rankings import join_app_pages, parse_app_rankings_page
+from airflow_provider_openrouter.api.answers import parse_count
+from airflow_provider_openrouter.api.datasets.rankings_daily import parse_rankings_daily
+from airflow_provider_openrouter.windows.intervals import Window
 
 DAY1, DAY2 = "2026-05-10", "2026-05-11"
 BIG = str(2**53 + 1)

@@ -8,15 +8,7 @@ import pendulum
 import pytest
 
 from airflow_provider_openrouter.exceptions import InvalidParameterError
-from airflow_provider_openrouter.windows import (
-    Window,
-    chunks,
-    clamp_to_floor,
-    day_complete_at,
-    days_for_interval,
-    last_complete_day,
-    parse_day,
-)
+from airflow_provider_openrouter.windows.intervals import Window, chunks, clamp_to_floor, day_complete_at, days_for_interval, last_complete_day, parse_day
 
 UTC = timezone.utc
 

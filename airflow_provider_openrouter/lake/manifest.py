@@ -1,6 +1,6 @@
 """The ``_manifest.json`` of a partition: what was fetched, from where, as of when, and its checksum.
 
-A manifest is the commit record of its partition (see :mod:`airflow_provider_openrouter.storage`):
+A manifest is the commit record of its partition (see :mod:`airflow_provider_openrouter.lake.storage`):
 readers trust a data file only through the manifest that names it and carries its sha256.
 Pure functions, no I/O. Manifests never hold secrets: ``request`` is the query parameters sent,
 which carry no API key (the key only ever travels in the ``Authorization`` header).
@@ -14,15 +14,15 @@ from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
 from airflow_provider_openrouter import __version__
-from airflow_provider_openrouter.catalog import CAVEATS, CITATION_APPS, CITATION_MODELS, LICENSE
-from airflow_provider_openrouter.windows import Window
+from airflow_provider_openrouter.api.datasets import CAVEATS, LICENSE, app_rankings, rankings_daily
+from airflow_provider_openrouter.windows.intervals import Window
 
 MANIFEST_VERSION = 1
 
-RANKINGS_DAILY = "rankings-daily"
-APP_RANKINGS = "app-rankings"
+RANKINGS_DAILY = rankings_daily.NAME
+APP_RANKINGS = app_rankings.NAME
 #: Dataset name -> citation template (``{as_of}`` is the snapshot time from ``meta.as_of``).
-CITATIONS = {RANKINGS_DAILY: CITATION_MODELS, APP_RANKINGS: CITATION_APPS}
+CITATIONS = {RANKINGS_DAILY: rankings_daily.CITATION, APP_RANKINGS: app_rankings.CITATION}
 
 #: Keys every manifest must carry; a manifest without one of them is not a commit record.
 REQUIRED_KEYS = ("manifest_version", "dataset", "partition", "data_file", "sha256", "row_count", "meta")

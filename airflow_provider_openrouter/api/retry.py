@@ -1,7 +1,7 @@
 """The one retry policy: which failures are retried, how long to wait, when to give up.
 
 Pure and clock-free (the caller passes ``now``), so it is tested exhaustively and shared by the
-sync hook and the async trigger through :mod:`airflow_provider_openrouter.client`.
+sync hook and the async trigger through :mod:`airflow_provider_openrouter.api.client`.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_provider_openrouter.windows import day_complete_at
+from airflow_provider_openrouter.windows.intervals import day_complete_at
 
 log = logging.getLogger(__name__)
 

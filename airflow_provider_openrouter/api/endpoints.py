@@ -1,7 +1,7 @@
 """The Data API's endpoints as pure request builders: path, query parameters and the window asked.
 
 The sync hook and the async trigger both build their requests here and parse answers with
-:mod:`airflow_provider_openrouter.validation`, so neither carries its own copy.
+:mod:`airflow_provider_openrouter.api.validation`, so neither carries its own copy.
 """
 
 from __future__ import annotations
@@ -9,13 +9,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from airflow_provider_openrouter.catalog import APP_PAGE_LIMIT, DATASET_FLOOR, MAX_WINDOW_DAYS, validate_app_params
 from airflow_provider_openrouter.exceptions import InvalidParameterError
-from airflow_provider_openrouter.windows import Window, parse_day
+from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR, MAX_WINDOW_DAYS, Window, parse_day
 
 KEY_PATH = "/key"
-RANKINGS_DAILY_PATH = "/datasets/rankings-daily"
-APP_RANKINGS_PATH = "/datasets/app-rankings"
 
 DayLike = date | datetime | str
 
@@ -41,28 +38,3 @@ def request_window(start_date: DayLike, end_date: DayLike) -> Window:
 
 def window_params(window: Window) -> dict[str, Any]:
     return {"start_date": window.start.isoformat(), "end_date": window.end.isoformat()}
-
-
-def app_page_params(
-    window: Window, *, sort: str, category: str | None, subcategory: str | None, offset: int, limit: int
-) -> dict[str, Any]:
-    params: dict[str, Any] = {**window_params(window), "sort": sort}
-    if category is not None:
-        params["category"] = category
-    if subcategory is not None:
-        params["subcategory"] = subcategory
-    params["limit"] = limit
-    params["offset"] = offset
-    return params
-
-
-def app_pages(max_apps: int) -> list[tuple[int, int]]:
-    """(offset, limit) of the pages needed for ``max_apps`` apps, largest pages first."""
-    validate_app_params("popular", None, None, max_apps)
-    pages = []
-    offset = 0
-    while offset < max_apps:
-        limit = min(APP_PAGE_LIMIT, max_apps - offset)
-        pages.append((offset, limit))
-        offset += limit
-    return pages

@@ -1,144 +1,19 @@
-"""From a DAG run's data interval to the UTC days it covers, and from days to API requests.
+"""Partitioned runs: from a partition key or date to the UTC days the partition covers.
 
-Pure functions, shared by the operators and the sensor, tested exhaustively without Airflow.
+A run of a partitioned DAG (Airflow 3.2+: ``CronPartitionTimetable``, or a DAG on
+``PartitionedAssetTimetable`` / ``PartitionedAtRuntime``) has no data interval: it has a
+``partition_key`` (a string) and usually a ``partition_date`` (the instant the partition
+starts). Pure functions, tested without Airflow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterator
+from functools import lru_cache
 
-from airflow_provider_openrouter.catalog import DATASET_FLOOR, MAX_WINDOW_DAYS
 from airflow_provider_openrouter.exceptions import InvalidParameterError
-
-ONE_DAY = timedelta(days=1)
-
-TIMETABLE_HINT = (
-    "Schedule the DAG on whole UTC days, e.g. "
-    'schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC") '
-    "(from airflow.timetables.interval)."
-)
-
-
-@dataclass(frozen=True)
-class Window:
-    """An inclusive range of UTC days, ``start`` to ``end``."""
-
-    start: date
-    end: date
-    #: Days requested before the dataset's first day and dropped from the window.
-    clamped_from: date | None = None
-
-    def __post_init__(self) -> None:
-        if self.start > self.end:
-            raise InvalidParameterError(f"window start {self.start} is after its end {self.end}.")
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days + 1
-
-    def iter_days(self) -> Iterator[date]:
-        day = self.start
-        while day <= self.end:
-            yield day
-            day += ONE_DAY
-
-    def __str__(self) -> str:
-        return f"{self.start.isoformat()}..{self.end.isoformat()}"
-
-
-def parse_day(value: date | datetime | str, name: str = "date") -> date:
-    """Accept a ``date``, a UTC ``datetime`` at midnight or a ``YYYY-MM-DD`` string."""
-    if isinstance(value, datetime):
-        return _utc_midnight_date(value, name)
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            if len(value) != 10:
-                raise ValueError(value)
-            return date.fromisoformat(value)
-        except ValueError:
-            raise InvalidParameterError(
-                f"{name}={value!r} is not a calendar date; use YYYY-MM-DD (UTC)."
-            ) from None
-    raise InvalidParameterError(f"{name} must be a date or a YYYY-MM-DD string, not {type(value).__name__}.")
-
-
-def _as_utc(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None:
-        raise InvalidParameterError(f"{name}={value.isoformat()} has no timezone; Airflow passes aware datetimes.")
-    return value.astimezone(timezone.utc)
-
-
-def _utc_midnight_date(value: datetime, name: str) -> date:
-    utc = _as_utc(value, name)
-    if utc.time() != time(0):
-        raise InvalidParameterError(
-            f"{name}={utc.isoformat()} is not at 00:00 UTC, so it does not bound whole UTC days. "
-            + TIMETABLE_HINT
-        )
-    return utc.date()
-
-
-def days_for_interval(start: datetime, end: datetime) -> Window | None:
-    """The UTC days a run covers, clamped to the dataset floor; ``None`` if all precede it.
-
-    * ``[start, end)`` with both at 00:00 UTC covers ``start.date() .. end.date() - 1``.
-    * A zero-length interval (``start == end``; Airflow 3's default ``@daily`` is a
-      ``CronTriggerTimetable``) covers the one UTC day that ends at that instant.
-    * Anything else is an :class:`InvalidParameterError` that says which timetable to use.
-    """
-    first = _utc_midnight_date(start, "data_interval_start")
-    stop = _utc_midnight_date(end, "data_interval_end")
-    if stop < first:
-        raise InvalidParameterError(f"data interval ends ({stop}) before it starts ({first}).")
-    if stop == first:
-        first = first - ONE_DAY
-    last = stop - ONE_DAY
-    return clamp_to_floor(first, last)
-
-
-def clamp_to_floor(first: date, last: date) -> Window | None:
-    """``first..last`` without the days before :data:`DATASET_FLOOR`; ``None`` if none remain."""
-    if last < DATASET_FLOOR:
-        return None
-    if first < DATASET_FLOOR:
-        return Window(DATASET_FLOOR, last, clamped_from=first)
-    return Window(first, last)
-
-
-def chunks(window: Window, size: int = MAX_WINDOW_DAYS) -> list[Window]:
-    """Split a window into consecutive windows of at most ``size`` days (one request each)."""
-    if size < 1:
-        raise InvalidParameterError("chunk size must be at least one day.")
-    out: list[Window] = []
-    start = window.start
-    while start <= window.end:
-        end = min(window.end, start + timedelta(days=size - 1))
-        out.append(Window(start, end))
-        start = end + ONE_DAY
-    return out
-
-
-def day_complete_at(day: date, settle: timedelta = timedelta(0)) -> datetime:
-    """The instant from which ``as_of`` can prove ``day`` final: the next UTC midnight plus ``settle``."""
-    return datetime.combine(day + ONE_DAY, time(0), tzinfo=timezone.utc) + settle
-
-
-def last_complete_day(as_of: datetime, settle: timedelta = timedelta(0)) -> date:
-    """The latest UTC day that a snapshot taken at ``as_of`` covers completely."""
-    return (_as_utc(as_of, "as_of") - settle).date() - ONE_DAY
-
-
-# ---------------------------------------------------------------------- partitioned runs
-#
-# A run of a partitioned DAG (Airflow 3.2+: ``CronPartitionTimetable``, or a DAG on
-# ``PartitionedAssetTimetable`` / ``PartitionedAtRuntime``) has no data interval: it has a
-# ``partition_key`` (a string) and usually a ``partition_date`` (the instant the partition
-# starts). The functions below turn those into the UTC days the partition covers.
+from airflow_provider_openrouter.windows.intervals import ONE_DAY, Window, clamp_to_floor, utc_midnight_date
 
 PARTITION_HINT = (
     'Schedule it on whole UTC days, e.g. schedule=CronPartitionTimetable("0 0 * * *", timezone="UTC", '
@@ -424,10 +299,4 @@ def parse_partition_key(key: str) -> tuple[date, date]:
 
 
 def _partition_midnight(value: datetime) -> date:
-    utc = _as_utc(value, "partition_date")
-    if utc.time() != time(0):
-        raise InvalidParameterError(
-            f"partition_date={utc.isoformat()} is not at 00:00 UTC, so the partition does not cover whole UTC days. "
-            + PARTITION_HINT
-        )
-    return utc.date()
+    return utc_midnight_date(value, "partition_date", PARTITION_HINT)

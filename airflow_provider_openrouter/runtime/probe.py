@@ -17,8 +17,9 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping
 
 from airflow_provider_openrouter.exceptions import BadRequestError, InvalidResponseError
-from airflow_provider_openrouter.validation import RankingsDaily, parse_meta, parse_rankings_daily
-from airflow_provider_openrouter.windows import Window, day_complete_at
+from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily, parse_rankings_daily
+from airflow_provider_openrouter.api.answers import parse_meta
+from airflow_provider_openrouter.windows.intervals import Window, day_complete_at
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -105,7 +106,7 @@ def probe_record(result: ProbeResult, base_url: str, openrouter_conn_id: str, fe
 
     Layout (stable, documented): ``{"window": {"start", "end"}, "openrouter_conn_id", "base_url",
     "fetched_at", "payload": {"data": [...], "meta": {...}}}``; ``payload`` re-validates with
-    :func:`~airflow_provider_openrouter.validation.parse_rankings_daily`.
+    :func:`~airflow_provider_openrouter.api.datasets.rankings_daily.parse_rankings_daily`.
     """
     if result.rankings is None:
         raise ValueError("only a probe that proved its day complete is recorded")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence, Union
 
-from airflow_provider_openrouter.analytics_answers import (
+from airflow_provider_openrouter.analytics.answers import (
     ARRAY_OPERATORS,
     AnalyticsMeta,
     AnalyticsResult,

@@ -4,7 +4,7 @@ Pacing never sleeps while the key is under its limit: :meth:`RateLimiter.reserve
 free slot and returns how long to wait for it (0.0 when a slot is free now). The caller sleeps
 (``time.sleep`` or ``asyncio.sleep``), so one limiter serves sync and async code alike.
 Other processes sharing the key are not visible here; they are paced by the API's own 429s,
-which :mod:`airflow_provider_openrouter.client` treats as shared back-pressure.
+which :mod:`airflow_provider_openrouter.api.client` treats as shared back-pressure.
 """
 
 from __future__ import annotations

@@ -20,11 +20,6 @@ FORMATS = ("jsonl", "parquet")
 INT64_MAX = 2**63 - 1
 DECIMAL38_MAX = 10**38 - 1
 
-#: Column name -> kind ("date", "string", "int") of each dataset, in file order.
-RANKINGS_COLUMNS: tuple[tuple[str, str], ...] = (("date", "date"), ("model_permaslug", "string"), ("total_tokens", "int"))
-APP_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("app_id", "int"), ("app_name", "string"), ("rank", "int"), ("total_requests", "int"), ("total_tokens", "int"),
-)
 
 
 def jsonl_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:

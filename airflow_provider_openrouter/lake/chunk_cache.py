@@ -15,7 +15,7 @@ one-request-per-day fetching.
 Trust rules (a cache entry is never trusted blindly):
 
 * an entry is read back, its checksum verified and its payload validated again
-  (:func:`~airflow_provider_openrouter.validation.parse_rankings_daily`); an entry written by
+  (:func:`~airflow_provider_openrouter.api.datasets.rankings_daily.parse_rankings_daily`); an entry written by
   another cache format, corrupted or truncated is ignored (and replaced by the next fetch);
 * a day of an entry is *final* when the snapshot was taken ``restatement_days`` or more after the
   day ended (OpenRouter revises recent days); younger days are trusted only while the entry is
@@ -39,11 +39,11 @@ from typing import Any, Callable
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter.catalog import DATASET_FLOOR
+from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR
 from airflow_provider_openrouter.exceptions import InvalidParameterError, InvalidResponseError
-from airflow_provider_openrouter.storage import list_names, read_bytes, refresh, remove, write_atomic
-from airflow_provider_openrouter.validation import RankingsDaily, parse_rankings_daily
-from airflow_provider_openrouter.windows import ONE_DAY, Window, day_complete_at
+from airflow_provider_openrouter.lake.storage import list_names, read_bytes, refresh, remove, write_atomic
+from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily, parse_rankings_daily
+from airflow_provider_openrouter.windows.intervals import ONE_DAY, Window
 
 log = logging.getLogger(__name__)
 

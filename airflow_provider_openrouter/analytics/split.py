@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, Inexact, localcontext
 from typing import Any, Callable
 
-from airflow_provider_openrouter.analytics import (
+from airflow_provider_openrouter.analytics.query import (
     AnalyticsMeta,
     AnalyticsQuery,
     AnalyticsResult,

@@ -33,8 +33,8 @@ from airflow_provider_openrouter.exceptions import (
     RateLimitedError,
     ServerError,
 )
-from airflow_provider_openrouter.ratelimit import key_fingerprint, limiter_for
-from airflow_provider_openrouter.retry import (
+from airflow_provider_openrouter.api.ratelimit import key_fingerprint, limiter_for
+from airflow_provider_openrouter.api.retry import (
     RetryPolicy,
     is_daily_quota_message,
     is_retryable_status,

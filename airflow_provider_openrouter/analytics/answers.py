@@ -13,10 +13,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping
 
 from airflow_provider_openrouter.exceptions import InvalidResponseError
-from airflow_provider_openrouter.validation import invalid_response
+from airflow_provider_openrouter.api.answers import invalid_response
 
 if TYPE_CHECKING:
-    from airflow_provider_openrouter.analytics import AnalyticsQuery, TimeRange
+    from airflow_provider_openrouter.analytics.query import AnalyticsQuery, TimeRange
 
 #: Operators that take a list when the meta answer does not say (``value_type``).
 ARRAY_OPERATORS = ("in", "not_in")

@@ -1,0 +1,97 @@
+"""API JSON to typed, exact values: the answer envelope, ``meta``, counts, and the error for a broken answer.
+
+Pure functions shared by every dataset module: a response that breaks a rule raises
+:class:`InvalidResponseError` naming the field and the row, before anything downstream can write
+it. Unknown extra fields are tolerated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Mapping
+
+from airflow_provider_openrouter.exceptions import InvalidResponseError
+from airflow_provider_openrouter.windows.intervals import Window
+
+
+@dataclass(frozen=True)
+class DatasetMeta:
+    """The ``meta`` block of a dataset response, typed; ``raw`` keeps it verbatim."""
+
+    as_of: datetime
+    start_date: date
+    end_date: date
+    version: str
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def window(self) -> Window:
+        return Window(self.start_date, self.end_date)
+
+def invalid_response(
+    message: str, *, field: str | None = None, row: int | None = None, what: str = "response", api: str = "API"
+) -> InvalidResponseError:
+    """The :class:`InvalidResponseError` for a broken answer, naming the row and field when known."""
+    where = f" (row {row}, field {field!r})" if row is not None else (f" (field {field!r})" if field else "")
+    return InvalidResponseError(
+        f"Invalid {what} from OpenRouter{where}: {message}. Nothing was written; "
+        f"if this persists the {api} may have changed its schema.",
+        field=field,
+        row=row,
+    )
+
+fail = invalid_response
+
+def parse_count(value: Any, *, field: str, row: int | None = None) -> int:
+    """An exact non-negative integer from a digits-only string or a JSON integer, never via float."""
+    if isinstance(value, str):
+        if value and value.isascii() and value.isdigit():
+            return int(value)
+        raise fail(f"{value!r} is not a non-negative decimal integer string", field=field, row=row)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise fail(f"{value!r} ({type(value).__name__}) is not an exact non-negative integer", field=field, row=row)
+
+def parse_date(value: Any, *, field: str, row: int | None = None) -> date:
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise fail(f"{value!r} is not a YYYY-MM-DD date", field=field, row=row)
+
+def parse_timestamp(value: Any, *, field: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed.astimezone(timezone.utc)
+    raise fail(f"{value!r} is not an ISO-8601 timestamp with a timezone", field=field)
+
+def require(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, where: str, row: int | None = None) -> Any:
+    if key not in obj:
+        raise fail(f"missing required field {key!r} in {where}", field=key, row=row)
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise fail(f"{value!r} has type {type(value).__name__}", field=key, row=row)
+    return value
+
+def envelope(payload: Any) -> tuple[list[Any], Mapping[str, Any]]:
+    if not isinstance(payload, Mapping):
+        raise fail(f"expected a JSON object, got {type(payload).__name__}")
+    data = require(payload, "data", list, where="the response")
+    meta = require(payload, "meta", Mapping, where="the response")
+    return data, meta
+
+def parse_meta(meta: Mapping[str, Any]) -> DatasetMeta:
+    """Type the ``meta`` block; its window must be ordered."""
+    as_of = parse_timestamp(require(meta, "as_of", str, where="meta"), field="meta.as_of")
+    start = parse_date(require(meta, "start_date", str, where="meta"), field="meta.start_date")
+    end = parse_date(require(meta, "end_date", str, where="meta"), field="meta.end_date")
+    version = require(meta, "version", str, where="meta")
+    if start > end:
+        raise fail(f"meta window {start}..{end} ends before it starts", field="meta.end_date")
+    return DatasetMeta(as_of=as_of, start_date=start, end_date=end, version=version, raw=dict(meta))

@@ -1,0 +1,190 @@
+"""The app-rankings dataset: apps ranked by tokens (``popular``) or growth (``trending``) over a window.
+
+Everything about the dataset in one place: its endpoint and filters, paging (at most 200 apps are
+reachable), its answer's rules, its columns, its partition layout in the lake and its citation.
+Pure, so that a typo fails when a DAG is parsed, not when a run spends a request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from airflow_provider_openrouter.api.answers import DatasetMeta, envelope, fail, parse_count, parse_meta, require
+from airflow_provider_openrouter.api.endpoints import window_params
+from airflow_provider_openrouter.exceptions import InvalidParameterError
+from airflow_provider_openrouter.windows.intervals import Window
+
+NAME = "app-rankings"
+PATH = "/datasets/app-rankings"
+PUBLIC_PAGE = "https://openrouter.ai/apps"
+CITATION = "Source: OpenRouter (openrouter.ai/apps), as of {as_of}."
+
+APP_SORTS = ("popular", "trending")
+
+APP_PAGE_LIMIT = 100
+
+APP_MAX_OFFSET = 100
+
+#: ``offset`` 0-100 plus ``limit`` 1-100: no more apps than this are reachable.
+APP_CEILING = APP_MAX_OFFSET + APP_PAGE_LIMIT
+
+#: Marketplace subcategories and the category group each belongs to.
+SUBCATEGORY_CATEGORY: dict[str, str] = {
+    "cli-agent": "coding",
+    "ide-extension": "coding",
+    "cloud-agent": "coding",
+    "programming-app": "coding",
+    "native-app-builder": "coding",
+    "creative-writing": "creative",
+    "video-gen": "creative",
+    "image-gen": "creative",
+    "audio-gen": "creative",
+    "roleplay": "entertainment",
+    "game": "entertainment",
+    "writing-assistant": "productivity",
+    "general-chat": "productivity",
+    "personal-agent": "productivity",
+    "legal": "productivity",
+}
+
+APP_CATEGORIES = ("coding", "creative", "productivity", "entertainment")
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("app_id", "int"), ("app_name", "string"), ("rank", "int"), ("total_requests", "int"), ("total_tokens", "int"),
+)
+
+
+def validate_app_params(
+    sort: str, category: str | None, subcategory: str | None, max_apps: int
+) -> None:
+    """Raise :class:`InvalidParameterError` naming the first bad app-rankings parameter."""
+    if sort not in APP_SORTS:
+        raise InvalidParameterError(f"sort={sort!r} is not supported; use one of {', '.join(APP_SORTS)}.")
+    if category is not None and category not in APP_CATEGORIES:
+        raise InvalidParameterError(
+            f"category={category!r} is not an OpenRouter app category; use one of "
+            f"{', '.join(APP_CATEGORIES)} or None for all apps."
+        )
+    if subcategory is not None:
+        parent = SUBCATEGORY_CATEGORY.get(subcategory)
+        if parent is None:
+            raise InvalidParameterError(
+                f"subcategory={subcategory!r} is not an OpenRouter app subcategory; use one of "
+                f"{', '.join(SUBCATEGORY_CATEGORY)} or None."
+            )
+        if category is not None and parent != category:
+            raise InvalidParameterError(
+                f"subcategory={subcategory!r} belongs to category {parent!r}, not {category!r}; "
+                f"set category={parent!r} or leave it None."
+            )
+    if isinstance(max_apps, bool) or not isinstance(max_apps, int) or not 1 <= max_apps <= APP_CEILING:
+        raise InvalidParameterError(
+            f"max_apps={max_apps!r} must be an integer from 1 to {APP_CEILING} "
+            "(the API reaches no app beyond rank 200)."
+        )
+
+def app_page_params(
+    window: Window, *, sort: str, category: str | None, subcategory: str | None, offset: int, limit: int
+) -> dict[str, Any]:
+    params: dict[str, Any] = {**window_params(window), "sort": sort}
+    if category is not None:
+        params["category"] = category
+    if subcategory is not None:
+        params["subcategory"] = subcategory
+    params["limit"] = limit
+    params["offset"] = offset
+    return params
+
+def app_pages(max_apps: int) -> list[tuple[int, int]]:
+    """(offset, limit) of the pages needed for ``max_apps`` apps, largest pages first."""
+    validate_app_params("popular", None, None, max_apps)
+    pages = []
+    offset = 0
+    while offset < max_apps:
+        limit = min(APP_PAGE_LIMIT, max_apps - offset)
+        pages.append((offset, limit))
+        offset += limit
+    return pages
+
+@dataclass(frozen=True, slots=True)
+class AppRankingRow:
+    """One app's position and totals inside a window."""
+
+    app_id: int
+    app_name: str
+    rank: int
+    total_requests: int
+    total_tokens: int
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "app_id": self.app_id,
+            "app_name": self.app_name,
+            "rank": self.rank,
+            "total_requests": self.total_requests,
+            "total_tokens": self.total_tokens,
+        }
+
+@dataclass(frozen=True)
+class AppRankings:
+    """Validated app rankings, all pages joined; ``capped`` means the 200-app ceiling was hit."""
+
+    meta: DatasetMeta
+    rows: tuple[AppRankingRow, ...]
+    requested: Window
+    capped: bool
+    requests: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def clamped(self) -> bool:
+        return self.meta.window != Window(self.requested.start, self.requested.end)
+
+def parse_app_rankings_page(payload: Any, offset: int) -> tuple[DatasetMeta, list[AppRankingRow]]:
+    """Validate one app-rankings page: ranks must run ``offset + 1, offset + 2, ...`` without gaps."""
+    data, raw_meta = envelope(payload)
+    meta = parse_meta(raw_meta)
+    rows: list[AppRankingRow] = []
+    for index, item in enumerate(data):
+        if not isinstance(item, Mapping):
+            raise fail(f"row is {type(item).__name__}, not an object", row=offset + index)
+        where = offset + index
+        app_id = require(item, "app_id", int, where="a row", row=where)
+        name = require(item, "app_name", str, where="a row", row=where)
+        rank = require(item, "rank", int, where="a row", row=where)
+        requests = parse_count(require(item, "total_requests", (int, str), where="a row", row=where), field="total_requests", row=where)
+        tokens = parse_count(require(item, "total_tokens", (int, str), where="a row", row=where), field="total_tokens", row=where)
+        if rank != offset + index + 1:
+            raise fail(f"rank {rank} where {offset + index + 1} was expected; ranks are absolute across pages", field="rank", row=where)
+        rows.append(AppRankingRow(app_id, name, rank, requests, tokens))
+    return meta, rows
+
+def join_app_pages(
+    pages: Sequence[tuple[DatasetMeta, list[AppRankingRow]]],
+    requested: Window,
+    capped: bool,
+    requests: Sequence[Mapping[str, Any]] = (),
+) -> AppRankings:
+    """Join validated pages; their windows must agree and no app may appear twice."""
+    if not pages:
+        raise ValueError("no pages to join")
+    meta = pages[0][0]
+    rows: list[AppRankingRow] = []
+    seen: set[int] = set()
+    for page_meta, page_rows in pages:
+        if page_meta.window != meta.window:
+            raise fail(f"pages answered different windows ({meta.window} and {page_meta.window})", field="meta")
+        for row in page_rows:
+            if row.app_id in seen:
+                raise fail(f"app {row.app_id} appears twice across pages", field="app_id", row=row.rank - 1)
+            seen.add(row.app_id)
+            rows.append(row)
+    return AppRankings(meta=meta, rows=tuple(rows), requested=requested, capped=capped, requests=tuple(requests))
+
+
+def partition_key(sort: str, category: str | None, subcategory: str | None, window: Window) -> str:
+    """``app_rankings/sort=.../category=...|all/subcategory=...|all/window=START_END``."""
+    return (
+        f"app_rankings/sort={sort}/category={category or 'all'}/subcategory={subcategory or 'all'}"
+        f"/window={window.start.isoformat()}_{window.end.isoformat()}"
+    )
