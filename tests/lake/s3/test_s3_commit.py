@@ -10,7 +10,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_openrouter.api.datasets import rankings_daily
 from airflow_provider_openrouter.lake import manifest
 from airflow_provider_openrouter.lake import storage
-from storage import helpers  # tests/storage/helpers.py
+from lake import helpers  # tests/lake/helpers.py
 
 from .conftest import BUCKET, objects
 

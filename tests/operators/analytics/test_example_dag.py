@@ -14,7 +14,7 @@ from airflow_provider_openrouter.testing import Emulator
 
 from .conftest import META, MGMT, NOW, QUERY, rows
 
-DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "openrouter_analytics.py"
+DAG_FILE = Path(__file__).resolve().parents[3] / "dags" / "openrouter_analytics.py"
 TASKS = ("tokens_cost_by_model", "requests_by_app")
 
 

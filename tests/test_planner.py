@@ -40,7 +40,7 @@ def test_cached_years_memory_and_floor() -> None:
 
 
 def test_cli_reads_the_example_dag(capsys: pytest.CaptureFixture[str]) -> None:
-    dag_file = Path(__file__).resolve().parents[2] / "dags" / "openrouter_daily.py"
+    dag_file = Path(__file__).resolve().parents[1] / "dags" / "openrouter_daily.py"
     assert main(["--dag-file", str(dag_file), "--from", "2025-01-01", "--to", "2025-01-31"]) == 0
     out = capsys.readouterr().out
     assert "sensors=1, rankings_tasks=1" in out and "app_max_apps=(50, 50, 50, 50, 50, 50, 50, 50, 50, 50)" in out
