@@ -31,13 +31,12 @@ ANALYTICS_QUERY_PATH = "/analytics/query"
 MAX_DIMENSIONS = 2
 MAX_FILTERS = 20
 #: Rows the server returns when a query names no ``limit``.
-DEFAULT_LIMIT = 1000
 #: The field that carries a row's time bucket (``order_by`` may name it).
 TIME_FIELD = "date"
 DIRECTIONS = ("asc", "desc")
 
 __all__ = [
-    "ANALYTICS_META_PATH", "ANALYTICS_QUERY_PATH", "ARRAY_OPERATORS", "DEFAULT_LIMIT", "MAX_DIMENSIONS", "MAX_FILTERS",
+    "ANALYTICS_META_PATH", "ANALYTICS_QUERY_PATH", "ARRAY_OPERATORS", "MAX_DIMENSIONS", "MAX_FILTERS",
     "TIME_FIELD", "AnalyticsMeta", "AnalyticsQuery", "AnalyticsResult", "DimensionInfo", "Filter", "MetricInfo",
     "OperatorInfo", "OrderBy", "QueryMetadata", "TimeRange", "format_timestamp", "parse_analytics_meta",
     "parse_query_response", "validate_query",

@@ -39,7 +39,6 @@ from typing import Any, Callable
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR
 from airflow_provider_openrouter.exceptions import InvalidParameterError, InvalidResponseError
 from airflow_provider_openrouter.lake.storage import list_names, read_bytes, refresh, remove, write_atomic
 from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily, parse_rankings_daily
@@ -51,13 +50,6 @@ CACHE_FORMAT = 1
 CACHE_DIR = "_cache/rankings_daily"
 DEFAULT_RESTATEMENT_DAYS = 7
 DEFAULT_FRESH_FOR = timedelta(hours=1)
-
-
-def year_chunk(day: date, last_complete: date) -> Window:
-    """The aligned chunk holding ``day``: its calendar year, within the dataset's known days."""
-    if day > last_complete:
-        raise InvalidParameterError(f"{day} is not complete yet (the last complete day is {last_complete}).")
-    return Window(max(date(day.year, 1, 1), DATASET_FLOOR), min(date(day.year, 12, 31), last_complete))
 
 
 def split_by_year(window: Window) -> list[Window]:

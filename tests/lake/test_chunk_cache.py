@@ -16,9 +16,8 @@ from airflow_provider_openrouter.lake.chunk_cache import (
     encode_entry,
     split_by_year,
     trusted_until,
-    year_chunk,
 )
-from airflow_provider_openrouter.exceptions import InvalidParameterError, InvalidResponseError
+from airflow_provider_openrouter.exceptions import InvalidResponseError
 from airflow_provider_openrouter.api.datasets.rankings_daily import parse_rankings_daily
 from airflow_provider_openrouter.windows.intervals import Window
 
@@ -46,14 +45,6 @@ def base(tmp_path: Path) -> ObjectStoragePath:
 
 def make_cache(base: ObjectStoragePath, now: datetime = NOW, **kwargs: Any) -> RankingsChunkCache:
     return RankingsChunkCache(base, clock=lambda: now, settle_seconds=0.05, poll_seconds=0.05, **kwargs)
-
-
-def test_year_chunks_are_aligned_and_bounded() -> None:
-    assert year_chunk(date(2025, 7, 4), date(2026, 3, 9)) == Window(date(2025, 1, 1), date(2025, 12, 31))
-    assert year_chunk(date(2026, 2, 1), date(2026, 3, 9)) == Window(date(2026, 1, 1), date(2026, 3, 9))
-    assert year_chunk(date(2028, 12, 31), date(2029, 1, 5)).days == 366
-    with pytest.raises(InvalidParameterError, match="not complete"):
-        year_chunk(date(2026, 3, 10), date(2026, 3, 9))
 
 
 def test_split_by_year() -> None:

@@ -91,7 +91,7 @@ def _warm_task_runner(dags_folder: Any) -> None:
 
 
 @pytest.fixture
-def sensor_dag(request: pytest.FixtureRequest, api: Api, write_dag: Callable[[str, str], Any],
+def sensor_dag(request: pytest.FixtureRequest, api: Api, write_dag: Callable[[str, str], Any],  # noqa: F811
                run_dag: Callable[..., Any], _warm_task_runner: None) -> SensorRun:
     dag_id = "s_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:180]
     return SensorRun(api, dag_id, write_dag, run_dag)
