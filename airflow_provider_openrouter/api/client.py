@@ -15,7 +15,7 @@ import logging
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Generator, Iterator, Mapping, Union
@@ -122,11 +122,17 @@ class OpenRouterClient:
         return f"OpenRouterClient(base_url={self.base_url!r}, key=<{self.key_fingerprint}>)"
 
     # ----------------------------------------------------------------- drivers
-    def request(self, method: str, path: str, params: Mapping[str, Any] | None = None, json_body: Any = None) -> Any:
-        """Perform one API call synchronously and return its decoded JSON body."""
+    def request(
+        self, method: str, path: str, params: Mapping[str, Any] | None = None, json_body: Any = None,
+        *, deadline: float | None = None,
+    ) -> Any:
+        """Perform one API call synchronously and return its decoded JSON body.
+
+        ``deadline`` (seconds) bounds this call only, in place of the policy's own deadline.
+        """
         if self._sync is None:
             self._sync = httpx.Client(headers=self._headers, timeout=self.timeout)
-        conversation = self._conversation(Send(method, path, params, json_body))
+        conversation = self._conversation(Send(method, path, params, json_body), deadline)
         try:
             action = next(conversation)
             while True:
@@ -138,10 +144,13 @@ class OpenRouterClient:
         except StopIteration as done:
             return done.value
 
-    async def arequest(self, method: str, path: str, params: Mapping[str, Any] | None = None, json_body: Any = None) -> Any:
+    async def arequest(
+        self, method: str, path: str, params: Mapping[str, Any] | None = None, json_body: Any = None,
+        *, deadline: float | None = None,
+    ) -> Any:
         """Perform one API call asynchronously (for triggers) with the same policy as :meth:`request`."""
         async with httpx.AsyncClient(headers=self._headers, timeout=self.timeout) as client:
-            conversation = self._conversation(Send(method, path, params, json_body))
+            conversation = self._conversation(Send(method, path, params, json_body), deadline)
             try:
                 action = next(conversation)
                 while True:
@@ -159,11 +168,11 @@ class OpenRouterClient:
             except StopIteration as done:
                 return done.value
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return self.request("GET", path, params)
+    def get(self, path: str, params: Mapping[str, Any] | None = None, *, deadline: float | None = None) -> Any:
+        return self.request("GET", path, params, deadline=deadline)
 
-    async def aget(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return await self.arequest("GET", path, params)
+    async def aget(self, path: str, params: Mapping[str, Any] | None = None, *, deadline: float | None = None) -> Any:
+        return await self.arequest("GET", path, params, deadline=deadline)
 
     def close(self) -> None:
         if self._sync is not None:
@@ -178,9 +187,12 @@ class OpenRouterClient:
             return exc
 
     # ------------------------------------------------------------ the policy
-    def _conversation(self, send: Send) -> Conversation:
-        """Everything about one call except doing I/O: pacing, retries, waits, errors."""
-        policy = self.policy
+    def _conversation(self, send: Send, deadline: float | None = None) -> Conversation:
+        """Everything about one call except doing I/O: pacing, retries, waits, errors.
+
+        ``deadline`` replaces the policy's deadline for this call only (the shared policy is not changed).
+        """
+        policy = self.policy if deadline is None else replace(self.policy, deadline=deadline)
         started = time.monotonic()
         what = _describe(send)
         failures = 0

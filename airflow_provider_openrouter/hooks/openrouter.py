@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from airflow.sdk import BaseHook
@@ -33,7 +33,15 @@ from airflow_provider_openrouter.api.client import (
     DEFAULT_TIMEOUT,
     OpenRouterClient,
 )
-from airflow_provider_openrouter.exceptions import AuthenticationError, InvalidParameterError, OpenRouterError
+from airflow_provider_openrouter.exceptions import (
+    AuthenticationError,
+    BadRequestError,
+    InvalidParameterError,
+    OpenRouterError,
+    RateLimitedError,
+    ServerError,
+)
+from airflow_provider_openrouter.runtime import probe
 from airflow_provider_openrouter.api.retry import RetryPolicy
 from airflow_provider_openrouter.api.datasets.app_rankings import AppRankings, join_app_pages, parse_app_rankings_page
 from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily, parse_rankings_daily
@@ -136,6 +144,18 @@ class OpenRouterHook(BaseHook):
             self._client = client_from_connection(self.get_connection(self.openrouter_conn_id), self.retry_policy)
         return self._client
 
+    async def aget_conn(self) -> OpenRouterClient:
+        """:meth:`get_conn` for the triggerer: the connection is fetched without blocking the event loop."""
+        if self._client is None:
+            conn = await BaseHook.aget_connection(self.openrouter_conn_id)
+            self._client = client_from_connection(conn, self.retry_policy)
+        return self._client
+
+    def close(self) -> None:
+        """Close the HTTP connections of this hook's clients (a new call reopens them)."""
+        for client in {id(c): c for c in (self._client, self._analytics_client) if c is not None}.values():
+            client.close()
+
     @property
     def request_count(self) -> int:
         """Requests this hook has sent so far (each one counts against the daily quota)."""
@@ -171,6 +191,37 @@ class OpenRouterHook(BaseHook):
             f"; the API answered the window {result.meta.window} instead" if result.clamped else "",
         )
         return result
+
+    # ------------------------------------------------------------------ as_of probe
+    def probe_day(self, day: date, settle: timedelta = timedelta(0), *, deadline: float | None = None) -> probe.ProbeOutcome:
+        """Spend one probe on ``day``: ``rankings-daily`` for that one day, judged by
+        :func:`~airflow_provider_openrouter.runtime.probe.evaluate_probe`.
+
+        Returns :class:`~airflow_provider_openrouter.runtime.probe.Answered` (complete or not yet),
+        ``NotServedYet`` (the API refused the window), ``RetryAt`` (rate limit or daily quota) or
+        ``TransientFailure`` (server or network trouble past the retry policy). A rejected key, an
+        invalid answer or another refusal is raised. ``deadline`` (seconds) bounds this call,
+        retries and waits included, instead of the retry policy's deadline.
+        """
+        client = self.get_conn()
+        path, params = _probe_request(day)
+        try:
+            payload = client.get(path, params, deadline=deadline)
+        except OpenRouterError as exc:
+            return _probe_refusal(exc, day)
+        return _probe_answer(client, payload, day, settle)
+
+    async def aprobe_day(
+        self, day: date, settle: timedelta = timedelta(0), *, deadline: float | None = None
+    ) -> probe.ProbeOutcome:
+        """:meth:`probe_day` for the triggerer: the same request, policy and outcomes, without blocking."""
+        client = await self.aget_conn()
+        path, params = _probe_request(day)
+        try:
+            payload = await client.aget(path, params, deadline=deadline)
+        except OpenRouterError as exc:
+            return _probe_refusal(exc, day)
+        return _probe_answer(client, payload, day, settle)
 
     def get_app_rankings(
         self,
@@ -363,3 +414,24 @@ class OpenRouterHook(BaseHook):
         return collect_complete(
             query, meta, self.execute_analytics_query, min_slice=min_slice, max_requests=max_requests, logger=self.log
         )
+
+
+def _probe_request(day: date) -> tuple[str, dict[str, Any]]:
+    """Path and parameters of the probe for ``day``: the one-day window, the cheapest proof."""
+    return rankings_daily.PATH, endpoints.window_params(probe.probe_window(day))
+
+
+def _probe_answer(client: OpenRouterClient, payload: Any, day: date, settle: timedelta) -> probe.ProbeOutcome:
+    with client.redacting():
+        return probe.Answered(probe.evaluate_probe(payload, day, settle))
+
+
+def _probe_refusal(error: OpenRouterError, day: date) -> probe.ProbeOutcome:
+    """The outcome an error of the probe request stands for; errors no later probe can cure are raised."""
+    if isinstance(error, RateLimitedError):
+        return probe.RetryAt(error.retry_at, str(error))
+    if isinstance(error, BadRequestError) and probe.is_not_served_yet(error):
+        return probe.NotServedYet(probe.ProbeResult(day, False, None, None), error.api_message)
+    if isinstance(error, ServerError):
+        return probe.TransientFailure(str(error))
+    raise error

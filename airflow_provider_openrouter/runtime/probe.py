@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Union
 
 from airflow_provider_openrouter.exceptions import BadRequestError, InvalidResponseError
 from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily, parse_rankings_daily
@@ -54,6 +54,42 @@ class ProbeResult:
             return f"{self.target} is not served yet (the API refused the one-day window)"
         state = "complete" if self.complete else "not complete yet"
         return f"{self.target} is {state}: as_of {self.as_of.isoformat()}, end_date {self.end_date}"
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The probe got an answer; ``result.complete`` says whether it proves the day final."""
+
+    result: ProbeResult
+
+
+@dataclass(frozen=True)
+class NotServedYet:
+    """The API refused the one-day window: the day is not in the dataset yet (``api_message`` says so)."""
+
+    result: ProbeResult
+    api_message: str | None
+
+
+@dataclass(frozen=True)
+class RetryAt:
+    """The API refused the probe for now (rate limit, daily quota); ``moment`` is when it accepts
+    requests again, when it said so."""
+
+    moment: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class TransientFailure:
+    """5xx answers, timeouts or dropped connections outlasted the retry policy; probe again later."""
+
+    reason: str
+
+
+#: What :meth:`OpenRouterHook.probe_day <airflow_provider_openrouter.hooks.openrouter.OpenRouterHook.probe_day>`
+#: returns; any other failure (a rejected key, an invalid answer, another 400) is raised.
+ProbeOutcome = Union[Answered, NotServedYet, RetryAt, TransientFailure]
 
 
 def probe_window(target: date) -> Window:

@@ -2,7 +2,7 @@
 
 The target is the last UTC day of the run's window: its partition in a partitioned DAG, else its
 data interval (the operators' own function,
-:func:`~airflow_provider_openrouter.operators.base.run_days`). The day is complete when
+:func:`~airflow_provider_openrouter.runtime.run_window.run_days`). The day is complete when
 ``meta.as_of >= (target + 1 day) 00:00 UTC + settle`` and ``meta.end_date >= target``. No
 request can prove that earlier, so none is made earlier.
 """
@@ -16,17 +16,8 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
-from airflow_provider_openrouter.api.datasets import rankings_daily
-from airflow_provider_openrouter.api import endpoints
 from airflow_provider_openrouter.runtime import probe
-from airflow_provider_openrouter.exceptions import (
-    BadRequestError,
-    InvalidParameterError,
-    InvalidResponseError,
-    OpenRouterError,
-    RateLimitedError,
-    ServerError,
-)
+from airflow_provider_openrouter.exceptions import InvalidParameterError, InvalidResponseError, OpenRouterError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.runtime import as_of_memory
 from airflow_provider_openrouter.triggers.as_of import ERROR, SUCCESS, TIMEOUT, OpenRouterAsOfTrigger
@@ -35,8 +26,6 @@ from airflow_provider_openrouter.windows.intervals import day_complete_at
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
-
-    from airflow_provider_openrouter.api.client import OpenRouterClient
 
 #: Extra time given to Airflow's own deferral timeout, so that the trigger's clearer event wins.
 _DEFERRAL_GRACE = timedelta(minutes=5)
@@ -88,7 +77,7 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
         if deferrable is None:
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = bool(deferrable)
-        self._client: OpenRouterClient | None = None
+        self._hook: OpenRouterHook | None = None
         self._target: date | None = None
         self._deadline: datetime | None = None
         self._not_before: datetime | None = None
@@ -113,13 +102,13 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
             raise AirflowSkipException(f"The {where} lies before OpenRouter's first day: nothing to wait for.")
         return window.end
 
-    def _get_client(self) -> OpenRouterClient:
-        if self._client is None:
-            self._client = OpenRouterHook(self.openrouter_conn_id).get_conn()
-        return self._client
+    def _get_hook(self) -> OpenRouterHook:
+        if self._hook is None:
+            self._hook = OpenRouterHook(self.openrouter_conn_id)
+        return self._hook
 
     def _remembered_proof(self, target: date) -> as_of_memory.SeenAsOf | None:
-        seen = as_of_memory.recall(self.openrouter_conn_id, self._get_client().base_url)
+        seen = as_of_memory.recall(self.openrouter_conn_id, self._get_hook().get_conn().base_url)
         return seen if seen is not None and seen.proves(target, self.settle) else None
 
     def _summary(self, target: date, as_of: str | None, end_date: str | None, probes: int, proof: str) -> dict[str, Any]:
@@ -157,12 +146,12 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
                     return self._succeed(context, target, result)
             self._defer(target)
         finally:
-            if self._client is not None:
+            if self._hook is not None:
                 if not self._reported:
                     self.log.info("Spent %d probe(s), %d HTTP request(s) of the account's daily quota in this try.",
-                                  self._probes, self._client.request_count)
-                self._client.close()
-                self._client = None
+                                  self._probes, self._hook.request_count)
+                self._hook.close()
+                self._hook = None
 
     def _defer(self, target: date) -> None:
         assert self._deadline is not None
@@ -228,42 +217,37 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
 
     def _probe(self, context: Context, target: date) -> probe.ProbeResult | None:
         """Spend one probe; ``None`` if the API asked to wait (``retry_at`` is then set) or failed transiently."""
-        client = self._get_client()
+        hook = self._get_hook()
         self._probes += 1
         self._not_before = None
-        params = endpoints.window_params(probe.probe_window(target))
-        try:
-            payload = client.get(rankings_daily.PATH, params)
-            result = probe.evaluate_probe(payload, target, self.settle)
-        except RateLimitedError as exc:
-            self._not_before = exc.retry_at
-            self.log.warning("Probe %d was refused: %s", self._probes, exc)
+        outcome = hook.probe_day(target, self.settle)
+        if isinstance(outcome, probe.RetryAt):
+            self._not_before = outcome.moment
+            self.log.warning("Probe %d was refused: %s", self._probes, outcome.reason)
             return None
-        except BadRequestError as exc:
-            if not probe.is_not_served_yet(exc):
-                raise
-            result = probe.ProbeResult(target, False, None, None)
-            self.log.info("Probe %d: %s (%s).", self._probes, result.describe(), exc.api_message)
-            return result
-        except ServerError as exc:
-            self.log.warning("Probe %d failed (%s); backing off.", self._probes, exc)
+        if isinstance(outcome, probe.TransientFailure):
+            self.log.warning("Probe %d failed (%s); backing off.", self._probes, outcome.reason)
             return None
+        if isinstance(outcome, probe.NotServedYet):
+            self.log.info("Probe %d: %s (%s).", self._probes, outcome.result.describe(), outcome.api_message)
+            return outcome.result
+        result = outcome.result
         self.log.info("Probe %d: %s.", self._probes, result.describe())
         if result.as_of is not None and result.end_date is not None:
             as_of_memory.remember(
-                self.openrouter_conn_id, as_of_memory.SeenAsOf(result.as_of, result.end_date, client.base_url)
+                self.openrouter_conn_id, as_of_memory.SeenAsOf(result.as_of, result.end_date, hook.get_conn().base_url)
             )
         return result
 
     def _succeed(self, context: Context, target: date, result: probe.ProbeResult) -> dict[str, Any]:
-        client = self._get_client()
+        hook = self._get_hook()
         record = probe.probe_record(
-            result, as_of_memory.public_base_url(client.base_url), self.openrouter_conn_id, probe.utcnow()
+            result, as_of_memory.public_base_url(hook.get_conn().base_url), self.openrouter_conn_id, probe.utcnow()
         )
         context["ti"].xcom_push(key=probe.PROBE_XCOM_KEY, value=record)
         self.log.info(
             "%s is complete. Spent %d probe(s), %d HTTP request(s) of the account's daily quota.",
-            target, self._probes, client.request_count,
+            target, self._probes, hook.request_count,
         )
         self._reported = True
         assert result.as_of is not None and result.end_date is not None

@@ -1,30 +1,22 @@
 """OpenRouterAsOfTrigger: wait in the triggerer until OpenRouter's ``meta.as_of`` proves a day final.
 
 It makes no request before the day's completion instant, then probes ``rankings-daily`` for that
-one day through :class:`~airflow_provider_openrouter.api.client.OpenRouterClient` (the same paced,
-retrying HTTP layer as the hook), backing off between probes. A 429 or a spent daily quota waits
+one day with :meth:`OpenRouterHook.aprobe_day <airflow_provider_openrouter.hooks.openrouter.OpenRouterHook.aprobe_day>`
+(the same request, pacing and retries as the sensor's synchronous probe), backing off between probes. A 429 or a spent daily quota waits
 for the advertised ``retry_at`` instead of failing. Everything is bounded by an absolute deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, AsyncIterator
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_openrouter.api.datasets import rankings_daily
-from airflow_provider_openrouter.api import endpoints
+from airflow_provider_openrouter.exceptions import OpenRouterError
+from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.runtime import probe
-from airflow_provider_openrouter.exceptions import (
-    BadRequestError,
-    OpenRouterError,
-    RateLimitedError,
-    ServerError,
-)
-from airflow_provider_openrouter.api.retry import RetryPolicy
 from airflow_provider_openrouter.runtime.as_of_memory import public_base_url
 from airflow_provider_openrouter.windows.intervals import day_complete_at
 
@@ -128,16 +120,11 @@ class OpenRouterAsOfTrigger(BaseTrigger):
             await _sleep_until(first)
 
         try:
-            from airflow.sdk import BaseHook
-
-            from airflow_provider_openrouter.hooks.openrouter import client_from_connection
-
-            client = client_from_connection(await BaseHook.aget_connection(self.openrouter_conn_id))
+            hook = OpenRouterHook(self.openrouter_conn_id)
+            client = await hook.aget_conn()
         except Exception as exc:
             yield event(ERROR, f"Cannot use connection {self.openrouter_conn_id!r}: {type(exc).__name__}: {exc}")
             return
-        policy = client.policy or RetryPolicy()
-        params = endpoints.window_params(probe.probe_window(self.target))
         settle = timedelta(seconds=self.settle_seconds)
 
         def timed_out() -> TriggerEvent:
@@ -149,30 +136,26 @@ class OpenRouterAsOfTrigger(BaseTrigger):
             if remaining <= 0:
                 yield timed_out()
                 return
-            client.policy = replace(policy, deadline=remaining)
             not_before: datetime | None = None
+            probes += 1
             try:
-                probes += 1
-                payload = await asyncio.wait_for(client.aget(rankings_daily.PATH, params), timeout=remaining)
-                last = probe.evaluate_probe(payload, self.target, settle)
+                outcome = await asyncio.wait_for(hook.aprobe_day(self.target, settle, deadline=remaining), timeout=remaining)
             except asyncio.TimeoutError:  # the deadline fell during this probe
                 yield timed_out()
                 return
-            except RateLimitedError as exc:
-                not_before = exc.retry_at or probe.utcnow() + timedelta(seconds=self.poke_interval)
-                self.log.warning("Probe %d was refused (%s); waiting until %s.", probes, exc, not_before.isoformat())
-            except BadRequestError as exc:
-                if not probe.is_not_served_yet(exc):
-                    yield event(ERROR, str(exc))
-                    return
-                last = probe.ProbeResult(self.target, False, None, None)
-                self.log.info("Probe %d: %s (%s).", probes, last.describe(), exc.api_message)
-            except ServerError as exc:
-                self.log.warning("Probe %d failed (%s); backing off.", probes, exc)
             except OpenRouterError as exc:
                 yield event(ERROR, str(exc))
                 return
+            if isinstance(outcome, probe.RetryAt):
+                not_before = outcome.moment or probe.utcnow() + timedelta(seconds=self.poke_interval)
+                self.log.warning("Probe %d was refused (%s); waiting until %s.", probes, outcome.reason, not_before.isoformat())
+            elif isinstance(outcome, probe.TransientFailure):
+                self.log.warning("Probe %d failed (%s); backing off.", probes, outcome.reason)
+            elif isinstance(outcome, probe.NotServedYet):
+                last = outcome.result
+                self.log.info("Probe %d: %s (%s).", probes, last.describe(), outcome.api_message)
             else:
+                last = outcome.result
                 if last.complete:
                     record = probe.probe_record(last, public_base_url(client.base_url), self.openrouter_conn_id, probe.utcnow())
                     yield event(SUCCESS, f"{last.describe()} after {probes} probe(s)", record)

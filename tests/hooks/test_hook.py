@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR
 from airflow_provider_openrouter.exceptions import (
+    AuthenticationError,
     InvalidParameterError,
     InvalidResponseError,
     OpenRouterError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.api.retry import RetryPolicy
+from airflow_provider_openrouter.runtime import probe
 
 FAST = RetryPolicy(max_attempts=2, max_rate_limit_retries=1, backoff_base=0.01, backoff_max=0.02, jitter=0.0)
 
@@ -178,3 +181,62 @@ def test_the_key_never_reaches_logs_errors_or_reprs(openrouter_emulator_factory:
     assert "invalid API key" in everything and "Internal Server Error" in everything  # the paths really ran
     assert CANARY not in everything and CANARY[::-1] not in everything
     assert CANARY[8:30] not in everything
+
+
+# ------------------------------------------------------------------ the as_of probe
+PROBE_PATH = "/datasets/rankings-daily"
+
+
+def probe_both_ways(hook: OpenRouterHook, day: date, **kwargs: Any) -> tuple[probe.ProbeOutcome, probe.ProbeOutcome]:
+    """The same probe through the sync driver, then through the async one."""
+    return hook.probe_day(day, **kwargs), asyncio.run(hook.aprobe_day(day, **kwargs))
+
+
+def test_probe_day_answers_for_the_one_day_window_sync_and_async(hook: OpenRouterHook, openrouter_emulator: Any) -> None:
+    yesterday = openrouter_emulator.last_complete_day()
+    sync, async_ = probe_both_ways(hook, yesterday)
+    assert sync == async_ and isinstance(sync, probe.Answered) and sync.result.complete
+    assert sync.result.rankings is not None and sync.result.rankings.rows[-1].model_permaslug == "other"
+    assert [r["params"] for r in openrouter_emulator.requests] == [{"start_date": yesterday.isoformat(), "end_date": yesterday.isoformat()}] * 2
+    later, _ = probe_both_ways(hook, yesterday, settle=timedelta(days=2))  # as_of cannot prove it yet
+    assert isinstance(later, probe.Answered) and not later.result.complete and later.result.as_of is not None
+    assert hook.request_count == 4
+
+
+def test_probe_day_outcomes_of_refusals(hook: OpenRouterHook, openrouter_emulator: Any) -> None:
+    day = openrouter_emulator.last_complete_day() + timedelta(days=1)  # not served yet: the API refuses the window
+    sync, async_ = probe_both_ways(hook, day)
+    assert isinstance(sync, probe.NotServedYet) and isinstance(async_, probe.NotServedYet)
+    assert sync.result == probe.ProbeResult(day, False, None, None) and "date" in (sync.api_message or "")
+
+    served = day - timedelta(days=1)
+    openrouter_emulator.inject("429", times=2, path=PROBE_PATH, retry_after=7200, message="Daily request limit exceeded")
+    sync, async_ = probe_both_ways(hook, served)
+    assert isinstance(sync, probe.RetryAt) and isinstance(async_, probe.RetryAt)
+    assert sync.moment is not None and sync.moment > datetime.now(timezone.utc) + timedelta(hours=1)
+    assert "daily request quota is exhausted" in sync.reason
+
+    openrouter_emulator.inject("503", times=4, path=PROBE_PATH)  # two attempts each (FAST policy)
+    sync, async_ = probe_both_ways(hook, served)
+    assert isinstance(sync, probe.TransientFailure) and isinstance(async_, probe.TransientFailure)
+    assert "HTTP 503" in sync.reason
+
+
+def test_probe_day_raises_what_no_later_probe_can_cure(openrouter_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, password="sk-or-wrong-000000", host=openrouter_emulator.base_url)
+    day = openrouter_emulator.last_complete_day()
+    with pytest.raises(AuthenticationError, match="invalid API key") as info:
+        OpenRouterHook(retry_policy=FAST).probe_day(day)
+    assert "sk-or-wrong-000000" not in str(info.value)
+    with pytest.raises(AuthenticationError):
+        asyncio.run(OpenRouterHook(retry_policy=FAST).aprobe_day(day))
+
+
+def test_a_probe_deadline_bounds_that_call_only(hook: OpenRouterHook, openrouter_emulator: Any) -> None:
+    day = openrouter_emulator.last_complete_day()
+    openrouter_emulator.inject("503", times=1, path=PROBE_PATH)
+    slow = OpenRouterHook(retry_policy=RetryPolicy(max_attempts=3, backoff_base=5.0, backoff_max=5.0, jitter=0.0))
+    outcome = asyncio.run(slow.aprobe_day(day, deadline=1.0))  # the 5 s backoff does not fit in 1 s
+    assert isinstance(outcome, probe.TransientFailure) and "after 1 attempt(s)" in outcome.reason
+    assert slow.get_conn().policy.deadline == RetryPolicy().deadline  # the shared policy is untouched
+    assert isinstance(slow.probe_day(day), probe.Answered)  # without a deadline the policy's applies
