@@ -5,10 +5,11 @@ Shared by the operators and the sensor; the pure rules live in :mod:`airflow_pro
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_openrouter.exceptions import InvalidParameterError
-from airflow_provider_openrouter.windows.intervals import Window, days_for_interval
+from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR, Window, days_for_interval
 from airflow_provider_openrouter.windows.partitions import PartitionSpec, days_for_partition, partition_spec
 
 if TYPE_CHECKING:
@@ -42,8 +43,9 @@ def is_partitioned_run(context: Context) -> bool:
     return context.get("partition_key") is not None or context.get("partition_date") is not None
 
 
-def run_days(context: Context, no_window: str) -> Window | None:
-    """The UTC days of the run, clamped to the dataset's first day (None if all precede it).
+def run_days(context: Context, no_window: str, floor: date | None = DATASET_FLOOR) -> Window | None:
+    """The UTC days of the run, clamped to ``floor`` (by default the datasets' first day; ``None``
+    keeps every day); None if all precede it.
 
     A partitioned run (``partition_key``/``partition_date`` in the context) covers its partition
     (:func:`~airflow_provider_openrouter.windows.intervals.days_for_partition`, with the DAG's
@@ -54,8 +56,8 @@ def run_days(context: Context, no_window: str) -> Window | None:
     if is_partitioned_run(context):
         dag = context.get("dag") or getattr(context.get("task"), "dag", None)
         spec = partition_spec_of(getattr(dag, "timetable", None))
-        return days_for_partition(context.get("partition_key"), context.get("partition_date"), spec)
+        return days_for_partition(context.get("partition_key"), context.get("partition_date"), spec, floor)
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is None or end is None:
         raise InvalidParameterError(no_window)
-    return days_for_interval(start, end)
+    return days_for_interval(start, end, floor)

@@ -85,8 +85,9 @@ def utc_midnight_date(value: datetime, name: str, hint: str = TIMETABLE_HINT) ->
     return utc.date()
 
 
-def days_for_interval(start: datetime, end: datetime) -> Window | None:
-    """The UTC days a run covers, clamped to the dataset floor; ``None`` if all precede it.
+def days_for_interval(start: datetime, end: datetime, floor: date | None = DATASET_FLOOR) -> Window | None:
+    """The UTC days a run covers, clamped to ``floor`` (the public datasets' first day; ``None``:
+    no floor, e.g. for the organisation's own analytics); ``None`` if all precede it.
 
     * ``[start, end)`` with both at 00:00 UTC covers ``start.date() .. end.date() - 1``.
     * A zero-length interval (``start == end``; Airflow 3's default ``@daily`` is a
@@ -100,15 +101,18 @@ def days_for_interval(start: datetime, end: datetime) -> Window | None:
     if stop == first:
         first = first - ONE_DAY
     last = stop - ONE_DAY
-    return clamp_to_floor(first, last)
+    return clamp_to_floor(first, last, floor)
 
 
-def clamp_to_floor(first: date, last: date) -> Window | None:
-    """``first..last`` without the days before :data:`DATASET_FLOOR`; ``None`` if none remain."""
-    if last < DATASET_FLOOR:
+def clamp_to_floor(first: date, last: date, floor: date | None = DATASET_FLOOR) -> Window | None:
+    """``first..last`` without the days before ``floor`` (default :data:`DATASET_FLOOR`; ``None``
+    keeps every day); ``None`` if none remain."""
+    if floor is None:
+        return Window(first, last)
+    if last < floor:
         return None
-    if first < DATASET_FLOOR:
-        return Window(DATASET_FLOOR, last, clamped_from=first)
+    if first < floor:
+        return Window(floor, last, clamped_from=first)
     return Window(first, last)
 
 

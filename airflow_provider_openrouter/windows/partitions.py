@@ -13,7 +13,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 
 from airflow_provider_openrouter.exceptions import InvalidParameterError
-from airflow_provider_openrouter.windows.intervals import ONE_DAY, Window, clamp_to_floor, utc_midnight_date
+from airflow_provider_openrouter.windows.intervals import (
+    DATASET_FLOOR,
+    ONE_DAY,
+    Window,
+    clamp_to_floor,
+    utc_midnight_date,
+)
 
 PARTITION_HINT = (
     'Schedule it on whole UTC days, e.g. schedule=CronPartitionTimetable("0 0 * * *", timezone="UTC", '
@@ -230,8 +236,10 @@ def days_for_partition(
     partition_key: str | None,
     partition_date: datetime | None,
     spec: PartitionSpec | None = None,
+    floor: date | None = DATASET_FLOOR,
 ) -> Window | None:
-    """The UTC days of a partitioned run, clamped to the dataset floor; ``None`` if all precede it.
+    """The UTC days of a partitioned run, clamped to ``floor`` (see
+    :func:`~airflow_provider_openrouter.windows.intervals.clamp_to_floor`); ``None`` if all precede it.
 
     * With ``spec`` (the run's DAG is on a ``CronPartitionTimetable``, checked by
       :func:`partition_spec`): the partition that starts at ``partition_date`` (00:00 UTC), or at
@@ -261,7 +269,7 @@ def days_for_partition(
                 )
         else:
             raise InvalidParameterError("This run has neither a partition_key nor a partition_date.")
-        return clamp_to_floor(*spec.days_from(first))
+        return clamp_to_floor(*spec.days_from(first), floor)
     if partition_key is None:
         raise InvalidParameterError("This run has no partition_key, so it names no UTC days.")
     first, last = parse_partition_key(partition_key)
@@ -270,7 +278,7 @@ def days_for_partition(
             f"partition_key={partition_key!r} starts on {first} but the run's partition_date is "
             f"{partition_date.isoformat()}: the partition mapper is not in UTC, so its partitions are not UTC days."
         )
-    return clamp_to_floor(first, last)
+    return clamp_to_floor(first, last, floor)
 
 
 def parse_partition_key(key: str) -> tuple[date, date]:
