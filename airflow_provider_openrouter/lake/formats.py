@@ -35,6 +35,34 @@ def jsonl_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:
     return out.getvalue()
 
 
+def exact_jsonl_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:
+    """JSON Lines like :func:`jsonl_bytes` (compact, keys in record order, UTF-8), but ``Decimal``
+    values become JSON number literals with all their digits (no float rounding). Records are
+    flat: values are None, bool, str, int or finite Decimal (the analytics rows)."""
+    lines = []
+    for record in records:
+        for ascii_only in (False, True):  # a lone surrogate cannot be UTF-8: escape that record instead
+            text = "{" + ",".join(
+                json.dumps(str(k), ensure_ascii=ascii_only) + ":" + _json_scalar(v, ascii_only) for k, v in record.items()
+            ) + "}\n"
+            try:
+                lines.append(text.encode("utf-8"))
+                break
+            except UnicodeEncodeError:
+                continue
+    return b"".join(lines)
+
+
+def _json_scalar(value: Any, ascii_only: bool) -> str:
+    if value is None or isinstance(value, (bool, str)):
+        return json.dumps(value, ensure_ascii=ascii_only)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal) and value.is_finite():
+        return format(value, "f")  # a plain JSON number literal: every digit, never exponent-only, never a float
+    raise InvalidResponseError(f"{value!r} ({type(value).__name__}) cannot be written as an exact JSON scalar.")
+
+
 def parquet_bytes(records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str]]:
     """A parquet file of ``records`` with exact types, and the type chosen for each column.
 

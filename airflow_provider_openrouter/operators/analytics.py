@@ -6,128 +6,101 @@ tokens, cost by model, provider, app, key ...) and needs a management key (see
 interval, split until complete (truncation, HTTP 408: see :mod:`airflow_provider_openrouter.analytics.split`),
 and writes ``{output_uri}/analytics/{query_name}/date=YYYY-MM-DD/{data.jsonl, _manifest.json}``.
 
-Days: ``[start, end)`` at 00:00 UTC covers ``start.date() .. end.date() - 1``; a zero-length interval
-(Airflow 3's plain ``@daily``) covers the UTC day that ends at the logical date, as
-:func:`~airflow_provider_openrouter.windows.intervals.days_for_interval` reads intervals (the public datasets'
-2025-01-01 floor does not apply). The queried time range is exactly those days.
+Days: the run's partition in a partitioned DAG (``CronPartitionTimetable``), else its data
+interval, read as the rankings operators read them
+(:func:`~airflow_provider_openrouter.runtime.run_window.run_days`) but without the public datasets'
+2025-01-01 floor. The queried time range is exactly those days; days not over yet are refused.
 
-Writes follow :mod:`airflow_provider_openrouter.lake.storage`: every day is fetched, checked and staged
-before the first commit (a failing day leaves nothing visible); identical data is not touched; a
-day whose numbers changed upstream is rewritten with ``previous_sha256`` in its manifest.
+It shares the dataset operators' base (:class:`~airflow_provider_openrouter.operators.base.OpenRouterDatasetOperator`):
+every day is fetched, checked and staged before the first commit (a failing day leaves nothing
+visible, :class:`~airflow_provider_openrouter.operators.base.Landing`); identical data is not
+touched; a day whose numbers changed upstream is rewritten with ``previous_sha256`` in its
+manifest; a spent quota or a persistent rate limit defers the task until the API accepts
+requests again. The layout and columns are :mod:`airflow_provider_openrouter.analytics.dataset`'s.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
+from airflow.sdk import Asset
 
 from airflow_provider_openrouter import __version__
-from airflow_provider_openrouter.lake import storage
+from airflow_provider_openrouter.analytics import dataset
+from airflow_provider_openrouter.analytics.dataset import (
+    DAY_PARTITIONABLE,
+    NUMBERS,
+    SOURCE,
+    check_rows_in_day,
+    day_range,
+)
 from airflow_provider_openrouter.analytics.query import (
     ANALYTICS_QUERY_PATH,
-    TIME_FIELD,
     AnalyticsQuery,
     AnalyticsResult,
     TimeRange,
     format_timestamp,
     validate_query,
 )
-from airflow_provider_openrouter.analytics.split import DEFAULT_MAX_REQUESTS, DEFAULT_MIN_SLICE, check_complete_query
+from airflow_provider_openrouter.analytics.split import (
+    DEFAULT_MAX_REQUESTS,
+    DEFAULT_MIN_SLICE,
+    check_complete_query,
+)
 from airflow_provider_openrouter.exceptions import (
     InvalidParameterError,
-    InvalidResponseError,
     OpenRouterError,
     WindowNotCompleteError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+from airflow_provider_openrouter.lake import storage
+from airflow_provider_openrouter.lake.formats import exact_jsonl_bytes
 from airflow_provider_openrouter.lake.manifest import MANIFEST_VERSION, window_record
-from airflow_provider_openrouter.operators.base import check_uri, templated
-from airflow_provider_openrouter.windows.intervals import ONE_DAY, TIMETABLE_HINT, Window, days_for_interval
+from airflow_provider_openrouter.operators.base import (
+    Fetch,
+    Landing,
+    OpenRouterDatasetOperator,
+    event_partition_keys,
+    templated,
+)
+from airflow_provider_openrouter.runtime.run_window import run_days
+from airflow_provider_openrouter.windows.intervals import TIMETABLE_HINT, Window, days_for_interval
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-ANALYTICS = "analytics"
-#: Granularities whose buckets never straddle a UTC day (None: one total per day and group).
-DAY_PARTITIONABLE = (None, "minute", "hour", "day")
-SOURCE = "OpenRouter analytics API (beta): the organisation's own usage, read with a management key."
-NUMBERS = (
-    "Counts are JSON integers; decimal values (e.g. cost) are JSON numbers carrying every digit the API "
-    "sent. Parse them as decimals (e.g. json.loads(..., parse_float=decimal.Decimal)), not binary floats."
-)
-_QUERY_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+__all__ = [
+    "ANALYTICS", "DAY_PARTITIONABLE", "NUMBERS", "SOURCE", "AnalyticsQueryOperator", "analytics_partition_key",
+    "build_analytics_manifest", "check_rows_in_day", "day_range", "exact_jsonl_bytes", "interval_days",
+]
+
+ANALYTICS = dataset.NAME
 #: Any whole UTC day: checks that depend on the day's length only (group_limit, min_slice).
 _SAMPLE_DAY = TimeRange(datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 2, tzinfo=timezone.utc))
+_NO_WINDOW = (
+    "This run has no data interval and no partition (e.g. an asset-triggered or schedule=None DAG); analytics are "
+    "queried for the run's UTC days. " + TIMETABLE_HINT
+)
 
-
-# ------------------------------------------------------------ pure helpers (candidates for shared modules)
-def analytics_partition_key(query_name: str, day: date) -> str:
-    """``analytics/{query_name}/date=YYYY-MM-DD``, relative to ``output_uri``."""
-    return f"analytics/{query_name}/date={day.isoformat()}"
-
-
-def _json_scalar(value: Any, ascii_only: bool) -> str:
-    if value is None or isinstance(value, (bool, str)):
-        return json.dumps(value, ensure_ascii=ascii_only)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal) and value.is_finite():
-        return format(value, "f")  # a plain JSON number literal: every digit, never exponent-only, never a float
-    raise InvalidResponseError(f"{value!r} ({type(value).__name__}) cannot be written as an exact JSON scalar.")
-
-
-def exact_jsonl_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:
-    """JSON Lines like :func:`formats.jsonl_bytes` (compact, keys in record order, UTF-8), but
-    ``Decimal`` values become JSON number literals with all their digits (no float rounding).
-    Records are flat: values are None, bool, str, int or finite Decimal."""
-    lines = []
-    for record in records:
-        for ascii_only in (False, True):  # a lone surrogate cannot be UTF-8: escape that record instead
-            text = "{" + ",".join(json.dumps(str(k), ensure_ascii=ascii_only) + ":" + _json_scalar(v, ascii_only)
-                                  for k, v in record.items()) + "}\n"
-            try:
-                lines.append(text.encode("utf-8"))
-                break
-            except UnicodeEncodeError:
-                continue
-    return b"".join(lines)
+analytics_partition_key = dataset.partition_key
 
 
 def interval_days(start: datetime, end: datetime) -> Window:
     """The UTC days of a data interval by :func:`days_for_interval`'s rules, without its dataset floor."""
-    days_for_interval(start, end)  # raises unless both bounds are 00:00 UTC and in order
-    first, stop = start.astimezone(timezone.utc).date(), end.astimezone(timezone.utc).date()
-    if first == stop:
-        first -= ONE_DAY
-    return Window(first, stop - ONE_DAY)
+    window = days_for_interval(start, end, floor=None)
+    assert window is not None  # without a floor every interval has days
+    return window
 
 
-def day_range(first: date, last: date | None = None) -> TimeRange:
-    """``[first 00:00Z, (last or first) + 1 day 00:00Z)``."""
-    return TimeRange(datetime.combine(first, time(0), tzinfo=timezone.utc),
-                     datetime.combine((last or first) + ONE_DAY, time(0), tzinfo=timezone.utc))
+@dataclass(frozen=True)
+class AnalyticsFetch(Fetch):
+    """What one day's complete query contributed: the query sent, its merged answer, requests spent."""
 
-
-def check_rows_in_day(rows: Sequence[Mapping[str, Any]], time_range: TimeRange) -> None:
-    """Refuse rows whose time bucket (``date``) lies outside the day they are filed under."""
-    for index, row in enumerate(rows):
-        raw = row.get(TIME_FIELD)
-        if not isinstance(raw, str):
-            continue
-        try:
-            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            continue  # a label format we do not know: the time range asked for is what binds the row
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-        if not time_range.start <= moment < time_range.end:
-            raise InvalidResponseError(
-                f"Invalid analytics response from OpenRouter: row {index} has {TIME_FIELD}={raw!r}, outside the "
-                f"time range asked for ({time_range}). Nothing was written.", field=TIME_FIELD, row=index)
+    query: AnalyticsQuery | None = None
+    result: AnalyticsResult | None = None
+    requests: int = 0
 
 
 def build_analytics_manifest(*, partition: storage.StagedPartition, query_name: str, day: date, run_window: Window,
@@ -161,14 +134,16 @@ def build_analytics_manifest(*, partition: storage.StagedPartition, query_name: 
 
 
 # ------------------------------------------------------------ operator
-class AnalyticsQueryOperator(BaseOperator):
-    """Land an analytics query (beta, management key) for each UTC day of the run's data interval.
+class AnalyticsQueryOperator(OpenRouterDatasetOperator):
+    """Land an analytics query (beta, management key) for each UTC day of the run.
 
     Writes ``{output_uri}/analytics/{query_name}/date=YYYY-MM-DD/data.jsonl`` (the API's rows, in
     its order, exact numbers) and its ``_manifest.json`` (query body, slices, warnings, requests
     spent). Never writes a truncated answer: each day is split until complete or the task fails.
-    Emits an event on ``Asset(f"{output_uri}/analytics/{query_name}")``; returns a small summary (XCom).
-    Schedule it on whole UTC days, e.g. ``CronDataIntervalTimetable("0 0 * * *", timezone="UTC")``.
+    Emits an event on ``Asset(f"{output_uri}/analytics/{query_name}")`` (with the day keys in a
+    partitioned run); returns a small summary (XCom). Schedule it on whole UTC days, e.g.
+    ``CronDataIntervalTimetable("0 0 * * *", timezone="UTC")`` or
+    ``CronPartitionTimetable("0 0 * * *", timezone="UTC", run_offset=-1, key_format="%Y-%m-%d")``.
 
     :param output_uri: any ``ObjectStoragePath`` URL (``file:///...``, ``s3://bucket/prefix``). Templated.
     :param metrics: metric names of ``GET /analytics/meta`` (e.g. ``["total_tokens", "cost"]``).
@@ -187,10 +162,13 @@ class AnalyticsQueryOperator(BaseOperator):
     :param openrouter_conn_id: the ``openrouter`` connection; its management key is read from extra
         ``management_api_key``, or from the connection named by extra ``management_conn_id``.
     :param format: ``jsonl`` (the only format: rows are free-form and costs exact decimals).
+    :param defer_on_rate_limit: defer until ``retry_at`` on quota exhaustion or persistent 429s (default True).
     """
 
     template_fields: Sequence[str] = ("output_uri", "output_conn_id", "filters")
     template_fields_renderers = {"filters": "json"}
+    dataset = ANALYTICS
+    request_path = ANALYTICS_QUERY_PATH
     ui_color = "#eef7ee"
 
     def __init__(
@@ -207,13 +185,16 @@ class AnalyticsQueryOperator(BaseOperator):
         order_by: Mapping[str, str] | None = None,
         min_slice: timedelta = DEFAULT_MIN_SLICE,
         max_requests: int = DEFAULT_MAX_REQUESTS,
-        output_conn_id: str | None = None,
-        openrouter_conn_id: str = OpenRouterHook.default_conn_name,
         format: str = "jsonl",  # noqa: A002 - the documented parameter name, as in the rankings operators
         **kwargs: Any,
     ) -> None:
         task = kwargs.get("task_id", "?")
-        self.output_uri, self.output_conn_id, self.openrouter_conn_id = output_uri, output_conn_id, openrouter_conn_id
+        for name in ("window_start", "window_end"):
+            if name in kwargs:
+                raise InvalidParameterError(
+                    f"Task {task!r}: AnalyticsQueryOperator has no {name}; it queries the UTC days of the run "
+                    "(its partition or data interval)."
+                )
         self.metrics = list(metrics) if isinstance(metrics, (list, tuple)) else metrics
         self.dimensions = list(dimensions or [])
         self.filters = list(filters) if isinstance(filters, (list, tuple)) else (filters or [])
@@ -221,38 +202,26 @@ class AnalyticsQueryOperator(BaseOperator):
         self.query_name = task if query_name is None else query_name
         self.query_name_from_task_id = query_name is None
         self.min_slice, self.max_requests, self.format = min_slice, max_requests, format
-        if not isinstance(output_uri, str) or not output_uri.strip():
-            raise InvalidParameterError(f"Task {task!r}: output_uri must be a URL such as s3://bucket/prefix or file:///abs/path.")
-        if not templated(output_uri):
-            check_uri(output_uri, task)
         try:
             self._check_parameters()
         except InvalidParameterError as exc:
             raise InvalidParameterError(f"Task {task!r}: {exc}") from None
-        self.asset = None if templated(output_uri) else Asset(f"{output_uri.rstrip('/')}/{ANALYTICS}/{self.query_name}")
+        # The query's own asset always comes last among the outlets, after any explicit ones, and
+        # carries the event extra (the base class would give it to the first explicit asset).
         outlets = kwargs.pop("outlets", None)
         outlets = list(outlets) if isinstance(outlets, (list, tuple)) else ([outlets] if outlets is not None else [])
-        if self.asset is not None and self.asset not in outlets:
-            outlets.append(self.asset)
-        super().__init__(outlets=outlets, **kwargs)
+        own = None if not isinstance(output_uri, str) or templated(output_uri) else Asset(
+            f"{output_uri.rstrip('/')}/{dataset.dataset_dir(self.query_name)}")
+        if own is not None and own not in outlets:
+            outlets.append(own)
+        super().__init__(output_uri=output_uri, format=format, outlets=outlets, **kwargs)
+        self.asset = own
 
     # ------------------------------------------------------------ checks
     def _check_parameters(self) -> None:
-        if self.format != "jsonl":
-            raise InvalidParameterError(
-                f"format={self.format!r} is not supported for analytics; use 'jsonl' (rows are free-form and "
-                "decimal costs are kept exact as JSON numbers).")
-        if not isinstance(self.openrouter_conn_id, str) or not self.openrouter_conn_id:
-            raise InvalidParameterError("openrouter_conn_id must name an Airflow connection of type openrouter.")
-        if not isinstance(self.query_name, str) or not _QUERY_NAME_RE.fullmatch(self.query_name):
-            raise InvalidParameterError(
-                f"query_name={self.query_name!r} must be 1-128 letters, digits, '.', '_' or '-' (it is a directory name).")
-        if self.granularity not in DAY_PARTITIONABLE:
-            why = ("its buckets span several days, so they cannot be filed under one UTC day" if self.granularity in ("week", "month")
-                   else "this operator partitions by UTC day and only knows buckets that nest in a day")
-            raise InvalidParameterError(
-                f"granularity={self.granularity!r} cannot be written to daily partitions: {why}. Use 'day', 'hour', "
-                "'minute' or None, and aggregate weeks or months downstream.")
+        dataset.check_format(self.format)
+        dataset.check_query_name(self.query_name)
+        dataset.check_granularity(self.granularity)
         if isinstance(self.max_requests, bool) or not isinstance(self.max_requests, int) or self.max_requests < 1:
             raise InvalidParameterError(f"max_requests={self.max_requests!r} must be a positive integer.")
         check_complete_query(self.build_query().with_time_range(_SAMPLE_DAY), self.min_slice)
@@ -264,14 +233,14 @@ class AnalyticsQueryOperator(BaseOperator):
             granularity=self.granularity, limit=self.limit, group_limit=self.group_limit, order_by=self.order_by,  # type: ignore[arg-type]
         )
 
-    def resolve_days(self, context: Context) -> Window:
-        """The UTC days of this run's data interval (refusing days that are not over yet)."""
-        start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        if start is None or end is None:
-            raise InvalidParameterError(
-                "This run has no data interval (e.g. an asset-triggered or schedule=None DAG); analytics are "
-                "queried for the run's UTC days. " + TIMETABLE_HINT)
-        window = interval_days(start, end)
+    def _asset_suffix(self) -> str | None:
+        return dataset.dataset_dir(self.query_name)
+
+    def resolve_window(self, context: Context) -> Window:
+        """The UTC days of this run (its partition or data interval, no dataset floor), refusing days
+        that are not over yet."""
+        window = run_days(context, _NO_WINDOW, floor=None)
+        assert window is not None  # without a floor every run has days
         ends = day_range(window.end).end
         now = datetime.now(timezone.utc)
         if ends > now:
@@ -280,26 +249,37 @@ class AnalyticsQueryOperator(BaseOperator):
                 "their usage is not complete yet. Nothing was written; run it after the last day is over.")
         return window
 
+    resolve_days = resolve_window
+
+    # ------------------------------------------------------------ the base's hooks
+    def serialise(self, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
+        return exact_jsonl_bytes(records), None
+
+    def manifest(self, partition: storage.StagedPartition, fetch: Fetch, days: Window, run_window: Window,
+                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        assert isinstance(fetch, AnalyticsFetch) and fetch.query is not None and fetch.result is not None
+        return build_analytics_manifest(
+            partition=partition, query_name=self.query_name, day=days.start, run_window=run_window,
+            query=fetch.query, result=fetch.result, requests=fetch.requests, fetched_at=fetch.fetched_at,
+        )
+
     # ------------------------------------------------------------ run
-    def execute(self, context: Context) -> dict[str, Any]:
+    def land(self, context: Context) -> dict[str, Any]:
         ti = context.get("ti")
         if self.query_name_from_task_id and getattr(ti, "map_index", -1) >= 0:
             raise InvalidParameterError(
                 f"Task {self.task_id!r} is mapped and every map index would write analytics/{self.query_name}/: give each "
                 "one its own query_name (e.g. .expand_kwargs([{'query_name': ..., 'filters': ...}, ...])).")
         query = self.build_query()  # again: filters may have been templated
-        window = self.resolve_days(context)
-        check_uri(self.output_uri, self.task_id)
-        base = ObjectStoragePath(self.output_uri, conn_id=self.output_conn_id or None)
+        window = self.resolve_window(context)
+        base = self._base()
         hook = OpenRouterHook(self.openrouter_conn_id)
         run_range = day_range(window.start, window.end)
         self.log.info("Querying OpenRouter analytics %s for %s (%d UTC day(s), one complete query each) via connection %r.",
                       query.describe(), run_range, window.days, self.openrouter_conn_id)
         validate_query(query, hook.get_analytics_meta())  # a 403 or a bad name fails here, before any query request
-        staged: list[tuple[storage.StagedPartition, dict[str, Any]]] = []
-        pending: list[storage.StagedPartition] = []
         warnings: list[str] = []
-        try:
+        with Landing(self, base) as landing:
             for day in window.iter_days():
                 day_query = query.with_time_range(day_range(day))
                 before = hook.request_count
@@ -308,48 +288,31 @@ class AnalyticsQueryOperator(BaseOperator):
                 if day_query.time_range is None or result.incomplete:  # the hook never returns one; never write one
                     raise OpenRouterError(f"Refusing to write an incomplete analytics answer for {day}. Nothing was written.")
                 check_rows_in_day(result.rows, day_query.time_range)
-                key = analytics_partition_key(self.query_name, day)
-                partition = storage.stage_partition(storage.join(base, key), key, exact_jsonl_bytes(result.rows),
-                                                    self.format, len(result.rows))
-                pending.append(partition)
-                staged.append((partition, build_analytics_manifest(
-                    partition=partition, query_name=self.query_name, day=day, run_window=window, query=day_query,
-                    result=result, requests=spent, fetched_at=datetime.now(timezone.utc))))
+                key = dataset.partition_key(self.query_name, day)
+                fetch = AnalyticsFetch(Window(day, day), {}, (day_query.to_body(),), datetime.now(timezone.utc),
+                                       query=day_query, result=result, requests=spent)
+                landing.stage(key, list(result.rows), dataset.columns(query), fetch, Window(day, day))
                 warnings.extend(w for w in result.metadata.warnings if w not in warnings)
                 self.log.info("%s: %d row(s) in %d slice(s), %d request(s).", key, len(result.rows), len(result.slices), spent)
-            for partition, manifest in staged:
-                pending.remove(partition)
-                storage.commit_partition(partition, manifest)
-                if partition.status == "restated":
-                    self.log.warning("Restated upstream: %s changed (sha256 %s -> %s).",
-                                     partition.key, partition.previous_sha256, partition.sha256)
-        except BaseException:
-            for partition in pending:  # staged, never committed: remove (a commit that started stays)
-                storage.discard_staged(partition)
-            raise
+            landing.commit(window)
         for warning in warnings:
             self.log.warning("OpenRouter analytics warning: %s", warning)
-        return self._report(context, window, run_range, [p for p, _ in staged], hook, warnings)
+        return self._summary(context, window, run_range, landing, hook, warnings)
 
-    def _report(self, context: Context, window: Window, run_range: TimeRange, partitions: list[storage.StagedPartition],
-                hook: OpenRouterHook, warnings: list[str]) -> dict[str, Any]:
+    def _summary(self, context: Context, window: Window, run_range: TimeRange, landing: Landing,
+                 hook: OpenRouterHook, warnings: list[str]) -> dict[str, Any]:
+        partitions = [p for p, _, _ in landing.items]
         rows = sum(p.row_count for p in partitions)
-        counts = {status: 0 for status in ("created", "restated", "replaced", "repaired", "unchanged")}
+        counts = dict.fromkeys(("created", "restated", "replaced", "repaired", "unchanged"), 0)
         for partition in partitions:
             counts[partition.status] += 1
         written = len(partitions) - counts["unchanged"]
         self.log.info(
-            "Wrote %d of %d partition(s) under %s/%s/%s (%s); %d row(s); %d request(s) to OpenRouter (1 meta + %d query).",
-            written, len(partitions), self.output_uri.rstrip("/"), ANALYTICS, self.query_name,
+            "Wrote %d of %d partition(s) under %s/%s (%s); %d row(s); %d request(s) to OpenRouter (1 meta + %d query).",
+            written, len(partitions), self.output_uri.rstrip("/"), dataset.dataset_dir(self.query_name),
             ", ".join(f"{k} {v}" for k, v in counts.items() if v), rows, hook.request_count, hook.request_count - 1,
         )
-        if self.asset is not None:
-            context["outlet_events"][self.asset].extra = {
-                "dataset": ANALYTICS, "query_name": self.query_name,
-                "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
-                "time_range": run_range.to_json(), "row_count": rows,
-            }
-        return {
+        summary = {
             "dataset": ANALYTICS,
             "query_name": self.query_name,
             "output_uri": self.output_uri,
@@ -364,3 +327,15 @@ class AnalyticsQueryOperator(BaseOperator):
             "restated": [p.key for p in partitions if p.status == "restated"],
             "warnings": warnings[:10],
         }
+        if self.asset is not None:
+            event = context["outlet_events"][self.asset]
+            event.extra = {
+                "dataset": ANALYTICS, "query_name": self.query_name,
+                "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+                "time_range": run_range.to_json(), "row_count": rows,
+            }
+            keys = event_partition_keys(context, landing.items)
+            if keys:
+                event.add_partitions(keys)
+                summary["partition_keys"] = keys
+        return summary

@@ -72,7 +72,7 @@ class Landing:
                 storage.discard_staged(partition)
 
     def stage(self, key: str, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]], fetch: Fetch, days: Window) -> None:
-        data, schema = storage.serialise(records, columns, self.operator.format)
+        data, schema = self.operator.serialise(records, columns)
         partition = storage.stage_partition(storage.join(self.base, key), key, data, self.operator.format, len(records), schema)
         self.items.append((partition, fetch, days))
         self.uncommitted.append(partition)
@@ -82,13 +82,7 @@ class Landing:
         self.items.sort(key=lambda item: item[2].start)
         for partition, fetch, days in self.items:
             self.uncommitted = [p for p in self.uncommitted if p is not partition]
-            storage.commit_partition(partition, build_manifest(
-                dataset=op.dataset, partition=partition.key, window=days, run_window=run_window,
-                request_path=op.request_path, request_params=fetch.params, meta=fetch.meta,
-                row_count=partition.row_count, data_format=partition.data_format, data_file=partition.data_file,
-                sha256=partition.sha256, size=partition.size, fetched_at=fetch.fetched_at,
-                previous_sha256=partition.previous_sha256, schema=partition.schema, extra=extra,
-            ))
+            storage.commit_partition(partition, op.manifest(partition, fetch, days, run_window, extra))
             if partition.status == "restated":
                 op.log.warning("Restated upstream: %s changed (sha256 %s -> %s).", partition.key, partition.previous_sha256, partition.sha256)
 
@@ -181,6 +175,21 @@ class OpenRouterDatasetOperator(BaseOperator):
     # ------------------------------------------------------------ hooks for subclasses
     def _asset_suffix(self) -> str | None:
         raise NotImplementedError
+
+    def serialise(self, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
+        """The data file's bytes in this operator's format and, for parquet, its column types."""
+        return storage.serialise(records, columns, self.format)
+
+    def manifest(self, partition: storage.StagedPartition, fetch: Fetch, days: Window, run_window: Window,
+                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The ``_manifest.json`` committing one staged partition (see :mod:`airflow_provider_openrouter.lake.manifest`)."""
+        return build_manifest(
+            dataset=self.dataset, partition=partition.key, window=days, run_window=run_window,
+            request_path=self.request_path, request_params=fetch.params, meta=fetch.meta,
+            row_count=partition.row_count, data_format=partition.data_format, data_file=partition.data_file,
+            sha256=partition.sha256, size=partition.size, fetched_at=fetch.fetched_at,
+            previous_sha256=partition.previous_sha256, schema=partition.schema, extra=extra,
+        )
 
     def _default_asset(self) -> Asset | None:
         """``Asset("{output_uri}/<dataset dir>")``; none when the URI is only known at run time."""
