@@ -1,4 +1,6 @@
-"""An emulator with a frozen clock, a connection to it, a local lake and DAG files that use them."""
+"""An emulator with a frozen clock, a connection to it, a local lake and DAG files that use them.
+
+Shared by every operator test folder (``analytics/conftest.py`` extends :class:`Env`)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import pytest
 
@@ -23,14 +25,16 @@ SCHEDULES = {
     "trigger": '"@daily"',
     "hourly": 'CronDataIntervalTimetable("0 * * * *", timezone="UTC")',
     "none": "None",
+    "partition": 'CronPartitionTimetable("0 0 * * *", timezone="UTC", run_offset=-1, key_format="%Y-%m-%d")',
 }
 
 DAG_TEMPLATE = '''
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronPartitionTimetable
 from airflow.timetables.interval import CronDataIntervalTimetable, DeltaDataIntervalTimetable
 
+from airflow_provider_openrouter.operators.analytics import AnalyticsQueryOperator
 from airflow_provider_openrouter.operators.rankings import AppRankingsOperator, RankingsDailyOperator
 
 LAKE = {lake!r}
@@ -62,10 +66,12 @@ class Env:
     def uri(self) -> str:
         return f"file://{self.lake}"
 
-    def dag(self, tasks: str, schedule: str = "daily", params: dict | None = None, dag_id: str | None = None) -> str:
+    def dag(self, tasks: str, schedule: str = "daily", params: dict | None = None, dag_id: str | None = None,
+            conn: str | None = None) -> str:
+        """Write a DAG file running ``tasks`` (``LAKE`` and ``CONN`` name the lake and the connection)."""
         dag_id = dag_id or self.dag_id
         body = "\n".join("    " + line for line in tasks.strip().splitlines())
-        source = DAG_TEMPLATE.format(lake=self.uri, conn=self.conn_id, dag_id=dag_id, schedule=SCHEDULES[schedule],
+        source = DAG_TEMPLATE.format(lake=self.uri, conn=conn or self.conn_id, dag_id=dag_id, schedule=SCHEDULES[schedule],
                                      params=params or {}, tasks=body)
         self.write_dag(dag_id, source)
         return dag_id
@@ -93,11 +99,19 @@ class Env:
         return out
 
 
+E = TypeVar("E", bound=Env)
+
+
+def make_env(kind: type[E], request: pytest.FixtureRequest, emulator: Emulator, conn_id: str, prefix: str,
+             write_dag: Callable[[str, str], Path], run_dag: Callable[..., Any], tmp_path: Path) -> E:
+    """An ``Env`` (or subclass) for one test: a DAG id from the test's name, a lake under ``tmp_path``."""
+    dag_id = prefix + re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)[:200]
+    return kind(emulator, conn_id, tmp_path / "lake", dag_id, write_dag, run_dag)
+
+
 @pytest.fixture
 def env(request: pytest.FixtureRequest, openrouter_emulator_factory: Callable[..., Emulator],
         openrouter_conn: Callable[..., str], write_dag: Callable[[str, str], Path], run_dag: Callable[..., Any],
         tmp_path: Path) -> Env:
     emulator = openrouter_emulator_factory(rpm=None, daily_limit=None, now=NOW)
-    conn_id = openrouter_conn(emulator)
-    dag_id = "t_" + re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)[:200]
-    return Env(emulator, conn_id, tmp_path / "lake", dag_id, write_dag, run_dag)
+    return make_env(Env, request, emulator, openrouter_conn(emulator), "t_", write_dag, run_dag, tmp_path)

@@ -11,7 +11,8 @@ import pytest
 
 from airflow_provider_openrouter.testing import analytics_engine as engine
 
-from .conftest import KEY, META, MGMT, NOW, QUERY, Env, day, rows
+from .conftest import KEY, META, MGMT, NOW, QUERY, AnalyticsEnv, day, rows
+
 
 BY_MODEL = ('AnalyticsQueryOperator(task_id="by_model", output_uri=LAKE, openrouter_conn_id=CONN,\n'
             '                       metrics=["total_tokens", "cost"], dimensions=["model"])')
@@ -48,7 +49,7 @@ def logs(capfd: pytest.CaptureFixture[str]) -> str:
     return out.out + out.err
 
 
-def test_one_day_lands_exact_rows_manifest_asset_and_summary(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
+def test_one_day_lands_exact_rows_manifest_asset_and_summary(env: AnalyticsEnv, capfd: pytest.CaptureFixture[str]) -> None:
     env.dag(BY_MODEL)
     result = env.run("2025-07-05")
     assert result.task_states == {"by_model": "success"}
@@ -100,7 +101,7 @@ AnalyticsQueryOperator(task_id="one_model", output_uri=LAKE, openrouter_conn_id=
 '''
 
 
-def test_week_interval_is_one_exact_day_query_each_and_a_rerun_is_byte_identical(env: Env) -> None:
+def test_week_interval_is_one_exact_day_query_each_and_a_rerun_is_byte_identical(env: AnalyticsEnv) -> None:
     env.dag(TWO_TASKS, schedule="weekly", params={"model": "openai/gpt-4o-mini"})
     result = env.run("2025-07-08")  # [2025-07-01, 2025-07-08)
     assert result.state == "success", result.task_states
@@ -129,7 +130,7 @@ def test_week_interval_is_one_exact_day_query_each_and_a_rerun_is_byte_identical
     assert again.xcom("by_model")["partitions"]["unchanged"] == 7 and again.xcom("by_model")["partitions_written"] == 0
 
 
-def test_numbers_restated_upstream_are_rewritten_with_previous_sha256(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
+def test_numbers_restated_upstream_are_rewritten_with_previous_sha256(env: AnalyticsEnv, capfd: pytest.CaptureFixture[str]) -> None:
     env.dag(BY_MODEL)
     env.emulator.set_now(datetime(2025, 7, 4, 12, tzinfo=timezone.utc))  # OpenRouter had half the day's events
     env.run("2025-07-05")
@@ -144,7 +145,7 @@ def test_numbers_restated_upstream_are_rewritten_with_previous_sha256(env: Env, 
     assert sorted(env.files()) == ["analytics/by_model/date=2025-07-04/_manifest.json", "analytics/by_model/date=2025-07-04/data.jsonl"]
 
 
-def test_zero_length_interval_of_plain_daily_is_the_day_ending_at_the_logical_date(env: Env) -> None:
+def test_zero_length_interval_of_plain_daily_is_the_day_ending_at_the_logical_date(env: AnalyticsEnv) -> None:
     env.dag(BY_MODEL, schedule="trigger")
     result = env.run("2025-07-05")
     assert result.state == "success"
@@ -160,7 +161,7 @@ AnalyticsQueryOperator(task_id="daily", output_uri=LAKE, openrouter_conn_id=CONN
 '''
 
 
-def test_truncated_answers_are_split_until_complete_and_merged_exactly(env: Env) -> None:
+def test_truncated_answers_are_split_until_complete_and_merged_exactly(env: AnalyticsEnv) -> None:
     env.dag(SPLIT)
     result = env.run("2025-07-05")
     assert result.state == "success", result.task_states
@@ -181,7 +182,7 @@ def test_truncated_answers_are_split_until_complete_and_merged_exactly(env: Env)
     assert all(r["date"] == "2025-07-04T00:00:00Z" for r in daily)  # one row per group for the day, not per slice
 
 
-def test_query_timeouts_are_retried_with_smaller_slices(env: Env) -> None:
+def test_query_timeouts_are_retried_with_smaller_slices(env: AnalyticsEnv) -> None:
     env.emulator.set_analytics_timeout_span(timedelta(hours=6))
     env.dag(BY_MODEL)
     result = env.run("2025-07-05")
@@ -194,7 +195,7 @@ def test_query_timeouts_are_retried_with_smaller_slices(env: Env) -> None:
     assert result.xcom("by_model")["requests"] == 7
 
 
-def test_a_plain_api_key_fails_clearly_and_writes_nothing(env: Env, openrouter_conn: Any, capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_plain_api_key_fails_clearly_and_writes_nothing(env: AnalyticsEnv, openrouter_conn: Any, capfd: pytest.CaptureFixture[str]) -> None:
     plain = openrouter_conn(env.emulator, conn_id="openrouter_plain")
     env.dag(BY_MODEL, conn=plain)
     result = env.run("2025-07-05")
@@ -206,7 +207,7 @@ def test_a_plain_api_key_fails_clearly_and_writes_nothing(env: Env, openrouter_c
     assert "management_api_key" in text and KEY not in text
 
 
-def test_a_day_that_cannot_be_completed_leaves_no_day_written(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_day_that_cannot_be_completed_leaves_no_day_written(env: AnalyticsEnv, capfd: pytest.CaptureFixture[str]) -> None:
     env.dag('AnalyticsQueryOperator(task_id="strict", output_uri=LAKE, openrouter_conn_id=CONN, metrics=["cost"],\n'
             '                       dimensions=["model", "provider"], limit=16, min_slice=timedelta(days=1))', schedule="weekly")
     result = env.run("2025-07-08")  # 2025-07-01 has 16 rows (complete), 2025-07-02 has 17 (truncated at 16)
@@ -216,7 +217,7 @@ def test_a_day_that_cannot_be_completed_leaves_no_day_written(env: Env, capfd: p
     assert "2025-07-02T00:00:00Z..2025-07-03T00:00:00Z was truncated" in logs(capfd)
 
 
-def test_an_answer_with_rows_outside_the_day_asked_is_refused(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
+def test_an_answer_with_rows_outside_the_day_asked_is_refused(env: AnalyticsEnv, capfd: pytest.CaptureFixture[str]) -> None:
     row = {"date": "2025-07-05T00:00:00Z", "model": "OpenAI: GPT-4o-mini", "total_tokens": 1, "cost": 1}
     env.emulator.inject("payload", path=QUERY, body={"data": {"data": [row], "metadata": {
         "query_time_ms": 1, "row_count": 1, "truncated": False}}})
