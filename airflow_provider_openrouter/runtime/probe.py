@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Mapping, Union
+from typing import TYPE_CHECKING, Any, Mapping
 
 from airflow_provider_openrouter.exceptions import BadRequestError, InvalidResponseError
 from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily, parse_rankings_daily
@@ -89,7 +89,7 @@ class TransientFailure:
 
 #: What :meth:`OpenRouterHook.probe_day <airflow_provider_openrouter.hooks.openrouter.OpenRouterHook.probe_day>`
 #: returns; any other failure (a rejected key, an invalid answer, another 400) is raised.
-ProbeOutcome = Union[Answered, NotServedYet, RetryAt, TransientFailure]
+ProbeOutcome = Answered | NotServedYet | RetryAt | TransientFailure
 
 
 def probe_window(target: date) -> Window:

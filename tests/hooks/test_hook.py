@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR
+from airflow_provider_openrouter.api.retry import RetryPolicy
 from airflow_provider_openrouter.exceptions import (
     AuthenticationError,
     InvalidParameterError,
@@ -18,8 +18,8 @@ from airflow_provider_openrouter.exceptions import (
     OpenRouterError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
-from airflow_provider_openrouter.api.retry import RetryPolicy
 from airflow_provider_openrouter.runtime import probe
+from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR
 
 FAST = RetryPolicy(max_attempts=2, max_rate_limit_retries=1, backoff_base=0.01, backoff_max=0.02, jitter=0.0)
 
