@@ -10,7 +10,11 @@ Public API for readers and for users' own derived datasets:
 """
 
 from airflow_provider_openrouter.lake.land import DerivedPartition, land_partitions
-from airflow_provider_openrouter.lake.read import PartitionMissingError, read_partitions, read_records
+from airflow_provider_openrouter.lake.read import (
+    PartitionMissingError,
+    read_partitions,
+    read_records,
+)
 from airflow_provider_openrouter.lake.storage import (
     CommittedPartition,
     PartitionIntegrityError,

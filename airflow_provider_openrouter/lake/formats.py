@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from airflow_provider_openrouter.exceptions import InvalidParameterError, InvalidResponseError
 

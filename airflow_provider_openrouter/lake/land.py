@@ -168,7 +168,10 @@ def land_partitions(
         ``restated``, ``replaced``, ``repaired`` or ``unchanged``), ``sha256``, ``previous_sha256``
         and ``row_count``.
     """
-    check_dataset_name(dataset)
+    try:
+        check_dataset_name(dataset)
+    except ValueError as exc:
+        raise InvalidParameterError(str(exc)) from None
     if dataset in CITATIONS:
         raise InvalidParameterError(
             f"dataset {dataset!r} is fetched from OpenRouter; give your derived dataset a name of its own."

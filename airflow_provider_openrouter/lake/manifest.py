@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from airflow_provider_openrouter import __version__
 from airflow_provider_openrouter.api.datasets import CAVEATS, LICENSE, app_rankings, rankings_daily
@@ -67,7 +68,7 @@ def build_manifest(
     inputs: Sequence[Mapping[str, Any]] | None = None,
     computed_at: datetime | None = None,
     citation: str | None = None,
-    license: str = LICENSE,  # noqa: A002 - the manifest's key
+    license: str = LICENSE,
     caveats: str = CAVEATS,
     previous_sha256: str | None = None,
     schema: Mapping[str, str] | None = None,
