@@ -1,12 +1,10 @@
 """openrouter_partitioned: one asset partition per UTC day, and a weekly rollup that waits for all seven.
 
 ``openrouter_partitioned``: the run starting at D+1 00:00 UTC has ``partition_key`` D; it waits until
-OpenRouter proves D final and lands D, each asset event keyed D (backfills: one run per day).
-``openrouter_weekly_share`` runs once per ISO week (key ``YYYY-MM-DD (Www)``) when all seven days
-arrived: it reads them with ``lake.read_records`` (exact integers) and lands each model's share of the
-week's listed tokens in ``{output}/rankings_weekly_share/week=MONDAY/`` with ``lake.land_partitions``
-(the operators' commit protocol; the manifest lists each input's as_of, citation and sha256).
-Enable this DAG or ``openrouter_daily`` per output location (they write the same partitions).
+OpenRouter proves D final and lands D, each asset event keyed D. ``openrouter_weekly_share`` runs once
+per ISO week when all seven days arrived: it reads them with ``lake.read_records`` and lands each
+model's share of the week's listed tokens with ``lake.land_partitions`` (commit protocol, manifest
+with each input's as_of, citation and sha256). Enable this DAG or ``openrouter_daily`` per output.
 Environment: ``OPENROUTER_OUTPUT_URI`` (default ``file://<cwd>/data``), ``OPENROUTER_OUTPUT_CONN_ID``,
 ``OPENROUTER_TASK_RETRIES`` (default 2); the connection ``openrouter_default`` holds the API key.
 """
@@ -44,7 +42,8 @@ OUTPUT_URI = (os.environ.get("OPENROUTER_OUTPUT_URI") or (Path.cwd() / "data").a
 OUTPUT_CONN_ID = os.environ.get("OPENROUTER_OUTPUT_CONN_ID") or None
 RETRIES = int(os.environ.get("OPENROUTER_TASK_RETRIES", "2"))
 ARGS = {"retries": RETRIES, "retry_delay": timedelta(minutes=5)}
-COMMON = {"catchup": False, "default_args": ARGS, "tags": ["openrouter", "example", "partitioned"]}
+TAGS = ["openrouter", "example", "partitioned"]
+COMMON = {"catchup": False, "default_args": ARGS, "tags": TAGS, "doc_md": __doc__}
 RANKINGS_DAILY = Asset(f"{OUTPUT_URI}/rankings_daily")
 WEEKLY_SHARE = Asset(f"{OUTPUT_URI}/rankings_weekly_share")
 WEEKLY_CAVEATS = CAVEATS + (
@@ -67,7 +66,6 @@ with DAG(
     start_date=datetime(2025, 1, 1, tzinfo=timezone.utc),
     max_active_runs=2,
     max_active_tasks=4,
-    doc_md=__doc__,
     **COMMON,
 ) as dag:
     wait_for_day = OpenRouterAsOfSensor(
@@ -113,9 +111,7 @@ def land_weekly_share(base: ObjectStoragePath, key: str, date: Any, by: Sequence
     for part, day in zip(inputs, days, strict=True):
         records = lake.read_records(part)
         if any(row["date"] != day for row in records):
-            raise RollupInputError(
-                f"{part.directory} holds rows of another day; nothing was written."
-            )
+            raise RollupInputError(f"{part.directory}: rows of another day; nothing was written.")
         rows += records
     sources = " ".join(dict.fromkeys(part.manifest["citation"] for part in inputs))  # distinct
     citation = f"Weekly rollup of OpenRouter rankings-daily {week}: {sources}"
@@ -131,12 +127,8 @@ def land_weekly_share(base: ObjectStoragePath, key: str, date: Any, by: Sequence
     [landed] = lake.land_partitions(base, "rankings-weekly-share", [share], caveats=WEEKLY_CAVEATS)
     as_of = [part.manifest["meta"].get("as_of") for part in inputs]
     week_record = {"start": days[0], "end": days[-1], "days": 7}
-    summary = {"partition_key": key, "week": week_record, "inputs": days, "as_of": as_of}
-    return summary | {
-        "partition": landed.key,
-        "status": landed.status,
-        "row_count": landed.row_count,
-    }
+    done = {"partition": landed.key, "status": landed.status, "row_count": landed.row_count}
+    return {"partition_key": key, "week": week_record, "inputs": days, "as_of": as_of} | done
 
 
 with DAG(
@@ -144,7 +136,6 @@ with DAG(
     description="Each model's share of the week's OpenRouter tokens, once all seven days landed.",
     schedule=PartitionedAssetTimetable(assets=RANKINGS_DAILY, default_partition_mapper=WEEK),
     max_active_runs=1,
-    doc_md=__doc__,
     **COMMON,
 ) as weekly_dag:
 
@@ -154,9 +145,8 @@ with DAG(
         events = context["triggering_asset_events"][RANKINGS_DAILY]
         days = sorted({e.partition_key for e in events if getattr(e, "partition_key", None)})
         base = ObjectStoragePath(OUTPUT_URI, conn_id=OUTPUT_CONN_ID)
-        summary = land_weekly_share(
-            base, context["partition_key"], context.get("partition_date"), days
-        )
+        key, date = context["partition_key"], context.get("partition_date")
+        summary = land_weekly_share(base, key, date, days)
         extra = {name: summary[name] for name in ("week", "inputs", "as_of", "row_count")}
         context["outlet_events"][WEEKLY_SHARE].extra = {"dataset": "rankings-weekly-share", **extra}
         return summary
