@@ -154,10 +154,10 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
 
 def last_complete_day(base_url: str, key: str) -> tuple[date, str]:
     """Ask OpenRouter (one small request) which day is the last complete one, and as of when."""
-    from airflow_provider_openrouter.api.client import OpenRouterClient
     from airflow_provider_openrouter.api.datasets.rankings_daily import PATH as RANKINGS_DAILY_PATH
+    from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 
-    client = OpenRouterClient(base_url, key, source="OPENROUTER_API_KEY")
+    client = OpenRouterHook().get_conn()  # the connection set up from base_url and key just before
     start = datetime.now(timezone.utc).date() - timedelta(days=4)
     try:
         meta = client.get(RANKINGS_DAILY_PATH, {"start_date": start.isoformat()})["meta"]

@@ -6,29 +6,18 @@ any output store the DAG wrote to.
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_openrouter import lake
 from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
-from airflow_provider_openrouter.lake import storage
 from airflow_provider_openrouter.api.datasets.app_rankings import APP_CATEGORIES, APP_SORTS
 from airflow_provider_openrouter.api.datasets.rankings_daily import OTHER_PERMASLUG
-from airflow_provider_openrouter.windows.intervals import Window
+from airflow_provider_openrouter.windows import Window
 
 TOP_MODELS = 5
-
-
-def rows_of(partition: storage.CommittedPartition) -> list[dict[str, Any]]:
-    if partition.manifest.get("format", "jsonl") != "jsonl":
-        import io
-
-        import pyarrow.parquet as pq
-
-        return pq.read_table(io.BytesIO(partition.data)).to_pylist()
-    return [json.loads(line) for line in partition.data.decode().split("\n") if line]
 
 
 def top_models(rows: list[dict[str, Any]]) -> list[tuple[str, int, float]]:
@@ -44,11 +33,11 @@ def report(output_uri: str, conn_id: str | None, days: list[date]) -> None:
     base = ObjectStoragePath(output_uri, conn_id=conn_id)
     for day in days:
         print(f"\n{day}")
-        daily = storage.read_partition(storage.join(base, rankings_daily.partition_key(day)))
+        daily = lake.read_partition(base / rankings_daily.partition_key(day))
         if daily is None:
             print(f"  rankings_daily/date={day}: MISSING")
             continue
-        rows = rows_of(daily)
+        rows = lake.read_records(daily)
         total = sum(int(row["total_tokens"]) for row in rows)
         print(f"  {daily.manifest['partition']}/{daily.data_file}: {daily.manifest['row_count']} rows "
               f"(sha256 {daily.sha256[:12]})")
@@ -58,7 +47,7 @@ def report(output_uri: str, conn_id: str | None, days: list[date]) -> None:
         apps = []
         for sort in APP_SORTS:
             for category in (None, *APP_CATEGORIES):
-                part = storage.read_partition(storage.join(base, app_rankings.partition_key(sort, category, None, Window(day, day))))
+                part = lake.read_partition(base / app_rankings.partition_key(sort, category, None, Window(day, day)))
                 apps.append(f"{sort}/{category or 'all'} {'MISSING' if part is None else part.manifest['row_count']}")
         print(f"  app_rankings (window={day}_{day}), apps per partition: {', '.join(apps)}")
         print(f"  as_of {daily.manifest['meta']['as_of']}")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from airflow_provider_openrouter.exceptions import InvalidParameterError, InvalidResponseError
 
@@ -23,53 +24,59 @@ DECIMAL38_MAX = 10**38 - 1
 
 
 def jsonl_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:
-    """One compact JSON object per line, keys in record order, UTF-8 (non-ASCII kept as is)."""
+    """One compact JSON object per line, keys in record order, UTF-8 (non-ASCII kept as is).
+
+    A ``Decimal`` value becomes a JSON number literal with all its digits (no float rounding);
+    :func:`airflow_provider_openrouter.lake.read.read_records` reads it back as the same ``Decimal``.
+    """
     out = io.BytesIO()
     for record in records:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
         try:
-            out.write(line.encode("utf-8"))
+            out.write(_json_line(record, ascii_only=False).encode("utf-8"))
         except UnicodeEncodeError:  # a lone surrogate cannot be UTF-8: escape this record instead
-            out.write(json.dumps(record, ensure_ascii=True, separators=(",", ":"), sort_keys=False).encode("ascii"))
+            out.write(_json_line(record, ascii_only=True).encode("ascii"))
         out.write(b"\n")
     return out.getvalue()
 
 
-def exact_jsonl_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:
-    """JSON Lines like :func:`jsonl_bytes` (compact, keys in record order, UTF-8), but ``Decimal``
-    values become JSON number literals with all their digits (no float rounding). Records are
-    flat: values are None, bool, str, int or finite Decimal (the analytics rows)."""
-    lines = []
+def _json_line(record: Mapping[str, Any], ascii_only: bool) -> str:
+    if not any(isinstance(value, Decimal) for value in record.values()):
+        return json.dumps(record, ensure_ascii=ascii_only, separators=(",", ":"), sort_keys=False)
+    return "{" + ",".join(
+        json.dumps(str(key), ensure_ascii=ascii_only) + ":" + _json_value(value, ascii_only)
+        for key, value in record.items()
+    ) + "}"
+
+
+def _json_value(value: Any, ascii_only: bool) -> str:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidParameterError(f"{value} is not a finite number; JSON cannot hold it.")
+        return format(value, "f")  # every digit, never an exponent (a Decimal without a fraction reads back as int)
+    return json.dumps(value, ensure_ascii=ascii_only, separators=(",", ":"))
+
+
+def exact_jsonl_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
+    """:func:`jsonl_bytes` for answers that must stay exact (analytics rows): every value must be
+    None, bool, str, int or a finite ``Decimal``; a float or NaN is refused, never rounded."""
     for record in records:
-        for ascii_only in (False, True):  # a lone surrogate cannot be UTF-8: escape that record instead
-            text = "{" + ",".join(
-                json.dumps(str(k), ensure_ascii=ascii_only) + ":" + _json_scalar(v, ascii_only) for k, v in record.items()
-            ) + "}\n"
-            try:
-                lines.append(text.encode("utf-8"))
-                break
-            except UnicodeEncodeError:
+        for value in record.values():
+            if value is None or isinstance(value, (bool, str, int)):
                 continue
-    return b"".join(lines)
-
-
-def _json_scalar(value: Any, ascii_only: bool) -> str:
-    if value is None or isinstance(value, (bool, str)):
-        return json.dumps(value, ensure_ascii=ascii_only)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal) and value.is_finite():
-        return format(value, "f")  # a plain JSON number literal: every digit, never exponent-only, never a float
-    raise InvalidResponseError(f"{value!r} ({type(value).__name__}) cannot be written as an exact JSON scalar.")
+            if isinstance(value, Decimal) and value.is_finite():
+                continue
+            raise InvalidResponseError(f"{value!r} ({type(value).__name__}) cannot be written as an exact JSON scalar.")
+    return jsonl_bytes(records)
 
 
 def parquet_bytes(records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str]]:
     """A parquet file of ``records`` with exact types, and the type chosen for each column.
 
-    Integers are ``int64``; a column holding a value above 2**63 - 1 becomes ``decimal128(38, 0)``
+    Column kinds: ``date`` (ISO strings -> ``date32``), ``string``, ``float`` (``double``), and
+    integers (any other kind): ``int64``; a column holding a value above 2**63 - 1 becomes ``decimal128(38, 0)``
     (exact, and readable by Spark, DuckDB, pandas, unlike ``uint64``). Needs pyarrow (extra ``parquet``).
     """
-    pa, pq = _pyarrow()
+    pa, pq = pyarrow_modules()
     arrays = []
     schema: dict[str, str] = {}
     for name, kind in columns:
@@ -80,6 +87,9 @@ def parquet_bytes(records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[
         elif kind == "string":
             arrays.append(pa.array(values, type=pa.string()))
             schema[name] = "string"
+        elif kind == "float":
+            arrays.append(pa.array([None if v is None else float(v) for v in values], type=pa.float64()))
+            schema[name] = "double"
         else:
             biggest = max(values, default=0)
             if biggest <= INT64_MAX:
@@ -109,10 +119,10 @@ def require_format(data_format: str) -> None:
     if data_format not in FORMATS:
         raise InvalidParameterError(f"format={data_format!r} is not supported; use one of {', '.join(FORMATS)}.")
     if data_format == "parquet":
-        _pyarrow()
+        pyarrow_modules()
 
 
-def _pyarrow() -> tuple[Any, Any]:
+def pyarrow_modules() -> tuple[Any, Any]:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq

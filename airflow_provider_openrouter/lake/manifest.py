@@ -9,9 +9,11 @@ which carry no API key (the key only ever travels in the ``Authorization`` heade
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from airflow_provider_openrouter import __version__
 from airflow_provider_openrouter.api.datasets import CAVEATS, LICENSE, app_rankings, rankings_daily
@@ -26,6 +28,7 @@ CITATIONS = {RANKINGS_DAILY: rankings_daily.CITATION, APP_RANKINGS: app_rankings
 
 #: Keys every manifest must carry; a manifest without one of them is not a commit record.
 REQUIRED_KEYS = ("manifest_version", "dataset", "partition", "data_file", "sha256", "row_count", "meta")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 
 
 class ManifestError(ValueError):
@@ -51,41 +54,75 @@ def build_manifest(
     *,
     dataset: str,
     partition: str,
-    window: Window,
-    run_window: Window,
-    request_path: str,
-    request_params: Sequence[Mapping[str, Any]],
-    meta: Mapping[str, Any],
     row_count: int,
     data_format: str,
     data_file: str,
     sha256: str,
     size: int,
-    fetched_at: datetime,
+    meta: Mapping[str, Any],
+    window: Window | None = None,
+    run_window: Window | None = None,
+    request_path: str | None = None,
+    request_params: Sequence[Mapping[str, Any]] | None = None,
+    fetched_at: datetime | None = None,
+    inputs: Sequence[Mapping[str, Any]] | None = None,
+    computed_at: datetime | None = None,
+    citation: str | None = None,
+    license: str = LICENSE,
+    caveats: str = CAVEATS,
     previous_sha256: str | None = None,
     schema: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble a manifest (a plain dict, keys in a stable order).
+    """Assemble a manifest (a plain dict, keys in a stable order): the one schema of every dataset.
 
-    :param partition: the partition's path relative to ``output_uri`` (e.g. ``rankings_daily/date=2025-07-04``).
-    :param window: the days this partition covers; ``run_window`` the days of the whole run
-        (``clamped_from`` set when the run's interval started before the dataset's first day).
+    Every manifest holds ``manifest_version, dataset, partition, window, meta, row_count, format,
+    data_file, sha256, size, previous_sha256, provider_version, citation, license, caveats`` (plus
+    ``schema`` for parquet and the caller's ``extra`` keys last), and its provenance, one of:
+
+    * fetched from OpenRouter (``dataset`` is one of :data:`CITATIONS`): ``run_window``, ``request``
+      (``{"path", "params"}``) and ``fetched_at``; the citation comes from the dataset's template;
+    * derived from committed partitions (any other dataset name): ``inputs`` (see
+      :func:`input_record`: each input's dataset, partition, window, sha256, row count, as_of and
+      citation) and ``computed_at``; the citation defaults to the inputs' distinct citations.
+
+    :param partition: the partition's path relative to the output root (e.g. ``rankings_daily/date=2025-07-04``).
+    :param window: the days this partition covers (may be None for derived data not tied to days);
+        ``run_window`` the days of the whole run (``clamped_from`` set when the run's interval started
+        before the dataset's first day).
     :param request_params: the query parameters of every request whose answer fed this partition.
-    :param meta: the API's ``meta`` block, verbatim.
+    :param meta: the API's ``meta`` block, verbatim (derived data: ``as_of`` of its newest input and
+        the caller's own keys).
     :param previous_sha256: the sha256 of the data this commit replaced, when it differed (a restatement).
     :param schema: column types of a parquet file.
     """
-    if dataset not in CITATIONS:
-        raise ValueError(f"unknown dataset {dataset!r}")
+    fetched = dataset in CITATIONS
+    if fetched:
+        if inputs is not None or computed_at is not None:
+            raise ValueError(f"{dataset!r} is fetched from OpenRouter; a derived dataset needs a name of its own")
+        if window is None or run_window is None or request_path is None or request_params is None or fetched_at is None:
+            raise ValueError(f"a {dataset!r} manifest needs window, run_window, request_path, request_params and fetched_at")
+    else:
+        check_dataset_name(dataset)
+        if inputs is None or computed_at is None:
+            raise ValueError(
+                f"unknown dataset {dataset!r}: a derived dataset's manifest needs inputs and computed_at "
+                f"(fetched datasets: {', '.join(CITATIONS)})"
+            )
     as_of = str(meta.get("as_of", ""))
     manifest: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,
         "dataset": dataset,
         "partition": partition,
-        "window": window_record(window),
-        "run_window": window_record(run_window),
-        "request": {"path": request_path, "params": [dict(p) for p in request_params]},
+        "window": window_record(window) if window is not None else None,
+    }
+    if fetched:
+        assert run_window is not None and request_params is not None  # checked above
+        manifest["run_window"] = window_record(run_window)
+        manifest["request"] = {"path": request_path, "params": [dict(p) for p in request_params]}
+    else:
+        manifest["inputs"] = [dict(item) for item in inputs or ()]
+    manifest.update({
         "meta": dict(meta),
         "row_count": row_count,
         "format": data_format,
@@ -93,17 +130,68 @@ def build_manifest(
         "sha256": sha256,
         "size": size,
         "previous_sha256": previous_sha256,
-        "fetched_at": fetched_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+    })
+    moment = fetched_at if fetched else computed_at
+    assert moment is not None  # checked above
+    manifest["fetched_at" if fetched else "computed_at"] = _utc_text(moment)
+    if citation is None:
+        citation = CITATIONS[dataset].format(as_of=as_of) if fetched else derived_citation(inputs or ())
+    manifest.update({
         "provider_version": __version__,
-        "citation": citation(dataset, as_of),
-        "license": LICENSE,
-        "caveats": CAVEATS,
-    }
+        "citation": citation,
+        "license": license,
+        "caveats": caveats,
+    })
     if schema is not None:
         manifest["schema"] = dict(schema)
     if extra:
+        clash = [key for key in extra if key in manifest or key in REQUIRED_KEYS]
+        if clash:
+            raise ValueError(f"extra manifest keys {clash} would overwrite the manifest's own")
         manifest.update(extra)
     return manifest
+
+
+def input_record(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What a derived partition's manifest records of one input: the input's own manifest, condensed."""
+    window = manifest.get("window")
+    return {
+        "dataset": manifest.get("dataset"),
+        "partition": manifest.get("partition"),
+        "window": {"start": window["start"], "end": window["end"]} if isinstance(window, Mapping) else None,
+        "sha256": manifest["sha256"],
+        "row_count": manifest["row_count"],
+        "as_of": (manifest.get("meta") or {}).get("as_of"),
+        "citation": manifest.get("citation"),
+    }
+
+
+def input_citations(inputs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The distinct citation lines of ``inputs``, in order (one per source and snapshot time)."""
+    seen: list[str] = []
+    for item in inputs:
+        line = str(item.get("citation") or "")
+        if line and line not in seen:
+            seen.append(line)
+    return seen
+
+
+def derived_citation(inputs: Sequence[Mapping[str, Any]]) -> str:
+    """The default citation of derived data: ``Derived from: <each distinct input citation>``."""
+    return "Derived from: " + " ".join(input_citations(inputs))
+
+
+def check_dataset_name(name: str) -> None:
+    """Raise :class:`ValueError` unless ``name`` is a plain dataset name (lowercase, digits, ``-_.``)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(
+            f"dataset {name!r} is not a plain name: use lowercase letters, digits, '-', '_' or '.' "
+            "(e.g. 'rankings-weekly-share')"
+        )
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def with_data_file(manifest: Mapping[str, Any], data_file: str) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Shared machinery of the dataset operators: run window, answer checks, staged commit, report.
 
-:class:`Landing` holds one run's partitions: every one is staged (hidden ``_pending-*`` files,
-see :mod:`airflow_provider_openrouter.lake.storage`) after all responses were fetched and validated,
-then all are committed in order; on any error the staged files that were never committed are
-removed, so a failed run leaves the previous output exactly as it was.
+:class:`Landing` holds one run's partitions on the lake's one landing path
+(:class:`airflow_provider_openrouter.lake.land.Batch`): every one is staged (hidden ``_pending-*``
+files) after all responses were fetched and validated, then all are committed in order; on any
+error the staged files that were never committed are removed, so a failed run leaves the previous
+output exactly as it was.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from airflow_provider_openrouter.exceptions import (
     WindowNotCompleteError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+from airflow_provider_openrouter.lake.land import Batch, file_facts
 from airflow_provider_openrouter.lake.manifest import build_manifest, citation, window_record
 from airflow_provider_openrouter.runtime.run_window import (  # noqa: F401 (re-exported for callers of the old path)
     check_partition_schedule,
@@ -54,37 +56,24 @@ class Fetch:
     fetched_at: datetime
 
 
-class Landing:
-    """The partitions of one run: all staged first, then committed in order; on any error, the
-    staged files of partitions whose commit never started are removed (the context manager)."""
+class Landing(Batch):
+    """The partitions of one run, landed by the lake's one landing path (:class:`~.lake.land.Batch`):
+    all staged first, then committed in order; on any error, the staged files of partitions whose
+    commit never started are removed (the context manager). ``items``: ``(partition, Fetch, days)``."""
 
     def __init__(self, operator: OpenRouterDatasetOperator, base: ObjectStoragePath) -> None:
-        self.operator, self.base = operator, base
-        self.items: list[tuple[storage.StagedPartition, Fetch, Window]] = []
-        self.uncommitted: list[storage.StagedPartition] = []
+        super().__init__(base, operator.format, operator.log)
+        self.operator = operator
 
-    def __enter__(self) -> Landing:
-        return self
+    def stage(self, key: str, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]], fetch: Fetch, days: Window) -> None:  # type: ignore[override]
+        super().stage(key, records, columns, window=days, info=fetch)
 
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is not None:
-            for partition in self.uncommitted:
-                storage.discard_staged(partition)
+    def serialise(self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
+        return self.operator.serialise(list(records), columns)
 
-    def stage(self, key: str, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]], fetch: Fetch, days: Window) -> None:
-        data, schema = self.operator.serialise(records, columns)
-        partition = storage.stage_partition(storage.join(self.base, key), key, data, self.operator.format, len(records), schema)
-        self.items.append((partition, fetch, days))
-        self.uncommitted.append(partition)
-
-    def commit(self, run_window: Window, extra: Mapping[str, Any] | None = None) -> None:
+    def commit(self, run_window: Window, extra: Mapping[str, Any] | None = None) -> None:  # type: ignore[override]
         op = self.operator
-        self.items.sort(key=lambda item: item[2].start)
-        for partition, fetch, days in self.items:
-            self.uncommitted = [p for p in self.uncommitted if p is not partition]
-            storage.commit_partition(partition, op.manifest(partition, fetch, days, run_window, extra))
-            if partition.status == "restated":
-                op.log.warning("Restated upstream: %s changed (sha256 %s -> %s).", partition.key, partition.previous_sha256, partition.sha256)
+        self.commit_manifests(lambda partition, fetch, days: op.manifest(partition, fetch, days, run_window, extra))
 
 
 class OpenRouterDatasetOperator(BaseOperator):
@@ -184,11 +173,9 @@ class OpenRouterDatasetOperator(BaseOperator):
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The ``_manifest.json`` committing one staged partition (see :mod:`airflow_provider_openrouter.lake.manifest`)."""
         return build_manifest(
-            dataset=self.dataset, partition=partition.key, window=days, run_window=run_window,
-            request_path=self.request_path, request_params=fetch.params, meta=fetch.meta,
-            row_count=partition.row_count, data_format=partition.data_format, data_file=partition.data_file,
-            sha256=partition.sha256, size=partition.size, fetched_at=fetch.fetched_at,
-            previous_sha256=partition.previous_sha256, schema=partition.schema, extra=extra,
+            dataset=self.dataset, window=days, run_window=run_window, request_path=self.request_path,
+            request_params=fetch.params, meta=fetch.meta, fetched_at=fetch.fetched_at, extra=extra,
+            **file_facts(partition),
         )
 
     def _default_asset(self) -> Asset | None:

@@ -100,3 +100,39 @@ def test_loads_rejects_malformed_checksums(digest: object) -> None:
 def test_unknown_dataset_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown dataset"):
         _build(dataset="nope")
+
+
+def test_a_derived_manifest_has_the_common_keys_and_its_inputs_as_provenance() -> None:
+    source = _build()
+    derived = manifest.build_manifest(
+        dataset="weekly-share", partition="weekly/week=2025-01-06", window=None, meta={"as_of": "x"},
+        row_count=2, data_format="jsonl", data_file="data.jsonl", sha256="c" * 64, size=10,
+        inputs=[manifest.input_record(source)], computed_at=datetime(2026, 3, 2, tzinfo=timezone.utc),
+    )
+    common = {"manifest_version", "dataset", "partition", "window", "meta", "row_count", "format", "data_file",
+              "sha256", "size", "previous_sha256", "provider_version", "citation", "license", "caveats"}
+    assert common <= set(derived) and common <= set(source)
+    assert set(source) - common == {"run_window", "request", "fetched_at"}
+    assert set(derived) - common == {"inputs", "computed_at"}
+    assert derived["inputs"] == [{
+        "dataset": "rankings-daily", "partition": "rankings_daily/date=2025-01-02",
+        "window": {"start": "2025-01-02", "end": "2025-01-02"}, "sha256": "a" * 64, "row_count": 51,
+        "as_of": "2026-03-01T02:00:00Z", "citation": source["citation"],
+    }]
+    assert derived["citation"] == "Derived from: " + source["citation"] and derived["computed_at"] == "2026-03-02T00:00:00Z"
+    assert manifest.loads(manifest.dumps(derived)) == derived
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"dataset": "weekly-share"}, "needs inputs and computed_at"),
+        ({"dataset": "Weekly Share!"}, "not a plain name"),
+        ({"inputs": []}, "needs a name of its own"),
+        ({"fetched_at": None}, "needs window, run_window"),
+        ({"extra": {"sha256": "0" * 64}}, "would overwrite"),
+    ],
+)
+def test_build_manifest_refuses_a_manifest_without_its_provenance(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _build(**overrides)

@@ -138,12 +138,18 @@ def test_a_weekly_partition_lands_its_seven_days_and_the_rollup_reads_them(
     assert manifest["dataset"] == "rankings-weekly-share" and manifest["partition_key"] == "2025-03-03 (W10)"
     assert manifest["window"]["start"] == "2025-03-03" and manifest["window"]["end"] == "2025-03-09"
     inputs = manifest["inputs"]
-    assert [i["day"] for i in inputs] == [d.isoformat() for d in week]
+    assert [i["window"]["start"] for i in inputs] == [d.isoformat() for d in week]
     daily = {d: read(lake, f"rankings_daily/date={d}") for d in week}
     for item, day in zip(inputs, week):
         assert item["sha256"] == daily[day].sha256 and item["row_count"] == daily[day].manifest["row_count"]
         assert item["as_of"] == daily[day].manifest["meta"]["as_of"] == "2026-03-01T02:00:00Z"
         assert item["citation"] == "Source: OpenRouter (openrouter.ai/rankings), as of 2026-03-01T02:00:00Z."
+        assert (item["dataset"], item["partition"]) == ("rankings-daily", f"rankings_daily/date={day}")
+        assert item["window"] == {"start": day.isoformat(), "end": day.isoformat()}
+    # the manifest schema of every dataset, with the inputs and computed_at as a derived partition's provenance
+    assert manifest["meta"] == {"as_of": "2026-03-01T02:00:00Z", "derived_from": "rankings-daily"}
+    assert manifest["partition"] == "rankings_weekly_share/week=2025-03-03" and manifest["previous_sha256"] is None
+    assert "request" not in manifest and manifest["computed_at"].endswith("Z") and manifest["format"] == "jsonl"
     assert manifest["citation"] == ("Weekly rollup of OpenRouter rankings-daily 2025-03-03..2025-03-09: "
                                     "Source: OpenRouter (openrouter.ai/rankings), as of 2026-03-01T02:00:00Z.")
     assert "not global model usage" in manifest["caveats"]

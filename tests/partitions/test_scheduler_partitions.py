@@ -177,9 +177,9 @@ def test_partitions_rollup_and_backfill_through_the_scheduler(stack: Stack, tmp_
     manifest = share.manifest
     assert manifest["partition_key"] == WEEK_KEY and manifest["window"]["start"] == "2025-03-03"
     assert manifest["window"]["end"] == "2025-03-09"
-    assert [i["day"] for i in manifest["inputs"]] == [d.isoformat() for d in WEEK]
+    assert [i["window"]["start"] for i in manifest["inputs"]] == [d.isoformat() for d in WEEK]
     for item in manifest["inputs"]:
-        daily = read_partition(lake, f"rankings_daily/date={item['day']}")
+        daily = read_partition(lake, f"rankings_daily/date={item['window']['start']}")
         assert item["sha256"] == daily.sha256 and item["as_of"] == daily.manifest["meta"]["as_of"]
         assert item["citation"] == daily.manifest["citation"] and item["as_of"] in manifest["citation"]
     rows = [json.loads(line) for line in share.data.decode().splitlines()]
