@@ -21,7 +21,6 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter.api.datasets import CAVEATS, LICENSE
 from airflow_provider_openrouter.exceptions import InvalidParameterError
 from airflow_provider_openrouter.lake import storage
 from airflow_provider_openrouter.lake.manifest import (
@@ -163,8 +162,8 @@ def land_partitions(
     *,
     columns: Sequence[tuple[str, str]] | None = None,
     format: str = "jsonl",
-    caveats: str = CAVEATS,
-    license: str = LICENSE,
+    caveats: str | None = None,
+    license: str | None = None,
     conn_id: str | None = None,
 ) -> list[storage.StagedPartition]:
     """Land the partitions of a derived dataset under ``base`` with the commit protocol.
@@ -179,6 +178,8 @@ def land_partitions(
     :param dataset: the derived dataset's name (lowercase, digits, ``-_.``; not an OpenRouter dataset's).
     :param columns: ``(name, kind)`` per column (kinds ``string``, ``int``, ``float``, ``date``); needed
         for ``format="parquet"``, ignored for JSON Lines.
+    :param caveats: the manifests' caveats, ``license`` their licence (default: OpenRouter's public
+        ones when any input is public, none when every input is your own data, e.g. analytics).
     :returns: the partitions in commit order; each has ``key``, ``status`` (``created``,
         ``restated``, ``replaced``, ``repaired`` or ``unchanged``), ``sha256``, ``previous_sha256``
         and ``row_count``.

@@ -2,8 +2,8 @@
 
 A manifest is the commit record of its partition (see :mod:`airflow_provider_openrouter.lake.storage`):
 readers trust a data file only through the manifest that names it and carries its sha256.
-Pure functions, no I/O. Manifests never hold secrets: ``request`` is the query parameters sent,
-which carry no API key (the key only ever travels in the ``Authorization`` header).
+Pure functions, no I/O. Manifests never hold secrets: ``request`` is the query parameters or the
+body sent, which carry no API key (the key only ever travels in the ``Authorization`` header).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ MANIFEST_VERSION = 1
 
 RANKINGS_DAILY = rankings_daily.NAME
 APP_RANKINGS = app_rankings.NAME
-#: Dataset name -> citation template (``{as_of}`` is the snapshot time from ``meta.as_of``).
+#: Public dataset name -> citation template (``{as_of}`` is the snapshot time from ``meta.as_of``).
+#: A public dataset is one line here; the caller's own data needs none (``own_data=True``).
 CITATIONS = {RANKINGS_DAILY: rankings_daily.CITATION, APP_RANKINGS: app_rankings.CITATION}
 
 #: Keys every manifest must carry; a manifest without one of them is not a commit record.
@@ -64,12 +65,15 @@ def build_manifest(
     run_window: Window | None = None,
     request_path: str | None = None,
     request_params: Sequence[Mapping[str, Any]] | None = None,
+    request_body: Mapping[str, Any] | None = None,
+    request_details: Mapping[str, Any] | None = None,
     fetched_at: datetime | None = None,
+    own_data: bool = False,
     inputs: Sequence[Mapping[str, Any]] | None = None,
     computed_at: datetime | None = None,
     citation: str | None = None,
-    license: str = LICENSE,
-    caveats: str = CAVEATS,
+    license: str | None = None,
+    caveats: str | None = None,
     previous_sha256: str | None = None,
     schema: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
@@ -80,34 +84,53 @@ def build_manifest(
     data_file, sha256, size, previous_sha256, provider_version, citation, license, caveats`` (plus
     ``schema`` for parquet and the caller's ``extra`` keys last), and its provenance, one of:
 
-    * fetched from OpenRouter (``dataset`` is one of :data:`CITATIONS`): ``run_window``, ``request``
-      (``{"path", "params"}``) and ``fetched_at``; the citation comes from the dataset's template;
+    * fetched from OpenRouter: ``run_window``, ``request`` and ``fetched_at``. ``request`` is
+      ``{"path", "params"}`` for GET requests (``request_params``: the query parameters of every
+      request) or ``{"path", "body"}`` for a POST (``request_body``: the JSON body sent), followed
+      by ``request_details`` (e.g. how the body was split and how many requests it took).
+      Public data (``dataset`` is one of :data:`CITATIONS`) is cited by its dataset's template,
+      under :data:`LICENSE` and :data:`CAVEATS`. The caller's own data (``own_data=True``, e.g.
+      their organisation's usage read with a management key; any plain dataset name outside
+      :data:`CITATIONS`) has nothing to cite and no public licence: ``citation`` and ``license``
+      are null, ``caveats`` too unless given;
     * derived from committed partitions (any other dataset name): ``inputs`` (see
       :func:`input_record`: each input's dataset, partition, window, sha256, row count, as_of and
-      citation) and ``computed_at``; the citation defaults to the inputs' distinct citations.
+      citation) and ``computed_at``; the citation defaults to the inputs' distinct citations, and
+      the licence and caveats to the public ones when any input is public (cited), else null.
 
     :param partition: the partition's path relative to the output root (e.g. ``rankings_daily/date=2025-07-04``).
     :param window: the days this partition covers (may be None for derived data not tied to days);
         ``run_window`` the days of the whole run (``clamped_from`` set when the run's interval started
         before the dataset's first day).
-    :param request_params: the query parameters of every request whose answer fed this partition.
     :param meta: the API's ``meta`` block, verbatim (derived data: ``as_of`` of its newest input and
         the caller's own keys).
     :param previous_sha256: the sha256 of the data this commit replaced, when it differed (a restatement).
     :param schema: column types of a parquet file.
     """
-    fetched = dataset in CITATIONS
+    public = dataset in CITATIONS
+    fetched = public or own_data
     if fetched:
+        if public and own_data:
+            raise ValueError(f"{dataset!r} is public OpenRouter data with a citation, not the caller's own data")
+        if own_data:
+            check_dataset_name(dataset)
+            if citation is not None or license is not None:
+                raise ValueError(f"{dataset!r} is the caller's own data: it has no citation or licence to record")
         if inputs is not None or computed_at is not None:
             raise ValueError(f"{dataset!r} is fetched from OpenRouter; a derived dataset needs a name of its own")
-        if window is None or run_window is None or request_path is None or request_params is None or fetched_at is None:
-            raise ValueError(f"a {dataset!r} manifest needs window, run_window, request_path, request_params and fetched_at")
+        if window is None or run_window is None or request_path is None or fetched_at is None:
+            raise ValueError(f"a {dataset!r} manifest needs window, run_window, request_path and fetched_at")
+        if (request_params is None) == (request_body is None):
+            raise ValueError(
+                f"a {dataset!r} manifest needs request_params (GET query parameters) or request_body (a POST's body), "
+                "exactly one of them"
+            )
     else:
         check_dataset_name(dataset)
         if inputs is None or computed_at is None:
             raise ValueError(
                 f"unknown dataset {dataset!r}: a derived dataset's manifest needs inputs and computed_at "
-                f"(fetched datasets: {', '.join(CITATIONS)})"
+                f"(public datasets: {', '.join(CITATIONS)}; own_data=True for the caller's own data)"
             )
     as_of = str(meta.get("as_of", ""))
     manifest: dict[str, Any] = {
@@ -117,9 +140,9 @@ def build_manifest(
         "window": window_record(window) if window is not None else None,
     }
     if fetched:
-        assert run_window is not None and request_params is not None  # checked above
+        assert run_window is not None  # checked above
         manifest["run_window"] = window_record(run_window)
-        manifest["request"] = {"path": request_path, "params": [dict(p) for p in request_params]}
+        manifest["request"] = request_record(request_path, request_params, request_body, request_details)
     else:
         manifest["inputs"] = [dict(item) for item in inputs or ()]
     manifest.update({
@@ -134,13 +157,19 @@ def build_manifest(
     moment = fetched_at if fetched else computed_at
     assert moment is not None  # checked above
     manifest["fetched_at" if fetched else "computed_at"] = _utc_text(moment)
-    if citation is None:
-        citation = CITATIONS[dataset].format(as_of=as_of) if fetched else derived_citation(inputs or ())
+    if public:
+        cited = True
+        citation = CITATIONS[dataset].format(as_of=as_of) if citation is None else citation
+    elif own_data:
+        cited = False
+    else:
+        cited = bool(input_citations(inputs or ()))
+        citation = derived_citation(inputs or ()) if citation is None else citation
     manifest.update({
         "provider_version": __version__,
         "citation": citation,
-        "license": license,
-        "caveats": caveats,
+        "license": license if license is not None else (LICENSE if cited else None),
+        "caveats": caveats if caveats is not None else (CAVEATS if cited else None),
     })
     if schema is not None:
         manifest["schema"] = dict(schema)
@@ -150,6 +179,26 @@ def build_manifest(
             raise ValueError(f"extra manifest keys {clash} would overwrite the manifest's own")
         manifest.update(extra)
     return manifest
+
+
+def request_record(
+    path: str | None,
+    params: Sequence[Mapping[str, Any]] | None = None,
+    body: Mapping[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``{"path", "params"}`` (GET: each request's query parameters) or ``{"path", "body"}`` (POST),
+    then ``details``. Never a secret: keys travel in the ``Authorization`` header only."""
+    record: dict[str, Any] = {"path": path}
+    if params is not None:
+        record["params"] = [dict(p) for p in params]
+    if body is not None:
+        record["body"] = dict(body)
+    clash = [key for key in details or () if key in ("path", "params", "body")]
+    if clash:
+        raise ValueError(f"request details {clash} would overwrite the request's own")
+    record.update(details or {})
+    return record
 
 
 def input_record(manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,9 +225,11 @@ def input_citations(inputs: Sequence[Mapping[str, Any]]) -> list[str]:
     return seen
 
 
-def derived_citation(inputs: Sequence[Mapping[str, Any]]) -> str:
-    """The default citation of derived data: ``Derived from: <each distinct input citation>``."""
-    return "Derived from: " + " ".join(input_citations(inputs))
+def derived_citation(inputs: Sequence[Mapping[str, Any]]) -> str | None:
+    """The default citation of derived data: ``Derived from: <each distinct input citation>``, or
+    None when no input is cited (all are the caller's own data)."""
+    lines = input_citations(inputs)
+    return "Derived from: " + " ".join(lines) if lines else None
 
 
 def check_dataset_name(name: str) -> None:

@@ -136,3 +136,61 @@ def test_a_derived_manifest_has_the_common_keys_and_its_inputs_as_provenance() -
 def test_build_manifest_refuses_a_manifest_without_its_provenance(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _build(**overrides)
+
+
+def _own(**overrides: object) -> dict:
+    """The manifest of the caller's own data fetched with a POST (as analytics is)."""
+    body = {"metrics": ["cost"], "time_range": {"start": "2025-07-04T00:00:00Z", "end": "2025-07-05T00:00:00Z"}}
+    kwargs: dict = {
+        "dataset": "usage", "own_data": True, "request_path": "/analytics/query", "request_params": None,
+        "request_body": body, "request_details": {"slices": [body["time_range"]], "requests": 1},
+        "meta": {"truncated": False}, "extra": {"source": "my organisation's usage"},
+    }
+    kwargs.update(overrides)
+    return _build(**kwargs)
+
+
+def test_own_data_is_fetched_with_a_post_body_and_has_nothing_to_cite() -> None:
+    m = _own()
+    body = {"metrics": ["cost"], "time_range": {"start": "2025-07-04T00:00:00Z", "end": "2025-07-05T00:00:00Z"}}
+    assert m["request"] == {"path": "/analytics/query", "body": body, "slices": [body["time_range"]], "requests": 1}
+    assert (m["citation"], m["license"], m["caveats"]) == (None, None, None)
+    public = _build()
+    assert list(m) == [*public, "source"]  # the same keys in the same order, then the extra
+    assert m["run_window"] == public["run_window"] and m["fetched_at"] == public["fetched_at"]
+    assert manifest.loads(manifest.dumps(m)) == m
+    assert _own(caveats="Beta: numbers may change.")["caveats"] == "Beta: numbers may change."
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"dataset": manifest.RANKINGS_DAILY}, "public OpenRouter data with a citation"),
+        ({"dataset": "My Usage"}, "not a plain name"),
+        ({"citation": "Source: me"}, "no citation or licence"),
+        ({"license": "CC0"}, "no citation or licence"),
+        ({"request_params": [{"day": "2025-07-04"}]}, "exactly one of them"),
+        ({"request_body": None}, "exactly one of them"),
+        ({"request_path": None}, "needs window, run_window, request_path and fetched_at"),
+        ({"request_details": {"body": {}}}, "would overwrite the request's own"),
+        ({"inputs": []}, "needs a name of its own"),
+    ],
+)
+def test_own_data_needs_its_request_and_no_public_terms(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _own(**overrides)
+
+
+def test_data_derived_only_from_own_data_is_not_cited_as_openrouter_s() -> None:
+    own = manifest.input_record(_own())
+    assert own["citation"] is None
+    derived: dict = {
+        "dataset": "usage-weekly", "partition": "usage_weekly/week=2025-06-30", "meta": {}, "row_count": 1,
+        "data_format": "jsonl", "data_file": "data.jsonl", "sha256": "d" * 64, "size": 5,
+        "computed_at": datetime(2026, 3, 2, tzinfo=timezone.utc),
+    }
+    m = manifest.build_manifest(inputs=[own], **derived)
+    assert (m["citation"], m["license"], m["caveats"]) == (None, None, None)
+    mixed = manifest.build_manifest(inputs=[own, manifest.input_record(_build())], **derived)
+    assert mixed["citation"] == "Derived from: " + _build()["citation"]
+    assert (mixed["license"], mixed["caveats"]) == (LICENSE, CAVEATS)
