@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from airflow.sdk import Asset
 
-from airflow_provider_openrouter import __version__
 from airflow_provider_openrouter.analytics import dataset
 from airflow_provider_openrouter.analytics.dataset import (
     DAY_PARTITIONABLE,
@@ -57,7 +56,8 @@ from airflow_provider_openrouter.exceptions import (
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.lake import storage
 from airflow_provider_openrouter.lake.formats import exact_jsonl_bytes
-from airflow_provider_openrouter.lake.manifest import MANIFEST_VERSION, window_record
+from airflow_provider_openrouter.lake.land import file_facts
+from airflow_provider_openrouter.lake.manifest import build_manifest, window_record
 from airflow_provider_openrouter.operators.base import (
     Fetch,
     Landing,
@@ -106,31 +106,22 @@ class AnalyticsFetch(Fetch):
 def build_analytics_manifest(*, partition: storage.StagedPartition, query_name: str, day: date, run_window: Window,
                              query: AnalyticsQuery, result: AnalyticsResult, requests: int,
                              fetched_at: datetime) -> dict[str, Any]:
-    """The ``_manifest.json`` of one day (the keys :func:`manifest.loads` requires, in a stable order)."""
+    """The ``_manifest.json`` of one day: the lake's one manifest schema
+    (:func:`~airflow_provider_openrouter.lake.manifest.build_manifest`) for the caller's own data
+    (no citation, licence or caveats), the request being the POST body, its slices and the requests
+    spent; then the query name, its time range, where the rows come from and how to read numbers."""
     meta = result.metadata
-    return {
-        "manifest_version": MANIFEST_VERSION,
-        "dataset": ANALYTICS,
-        "partition": partition.key,
-        "query_name": query_name,
-        "window": window_record(Window(day, day)),
-        "run_window": window_record(run_window),
-        "time_range": query.time_range.to_json() if query.time_range else None,
-        "request": {"path": ANALYTICS_QUERY_PATH, "body": query.to_body(),
-                    "slices": [s.to_json() for s in result.slices], "requests": requests},
-        "meta": {"row_count": meta.row_count, "truncated": meta.truncated, "query_time_ms": meta.query_time_ms,
-                 "cached_at": meta.cached_at, "warnings": list(meta.warnings)},
-        "row_count": partition.row_count,
-        "format": partition.data_format,
-        "data_file": partition.data_file,
-        "sha256": partition.sha256,
-        "size": partition.size,
-        "previous_sha256": partition.previous_sha256,
-        "fetched_at": fetched_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
-        "provider_version": __version__,
-        "source": SOURCE,
-        "numbers": NUMBERS,
-    }
+    return build_manifest(
+        dataset=ANALYTICS, own_data=True, window=Window(day, day), run_window=run_window,
+        request_path=ANALYTICS_QUERY_PATH, request_body=query.to_body(),
+        request_details={"slices": [s.to_json() for s in result.slices], "requests": requests},
+        meta={"row_count": meta.row_count, "truncated": meta.truncated, "query_time_ms": meta.query_time_ms,
+              "cached_at": meta.cached_at, "warnings": list(meta.warnings)},
+        fetched_at=fetched_at,
+        extra={"query_name": query_name, "time_range": query.time_range.to_json() if query.time_range else None,
+               "source": SOURCE, "numbers": NUMBERS},
+        **file_facts(partition),
+    )
 
 
 # ------------------------------------------------------------ operator

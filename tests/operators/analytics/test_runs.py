@@ -74,7 +74,13 @@ def test_one_day_lands_exact_rows_manifest_asset_and_summary(env: AnalyticsEnv, 
     assert m["request"] == {"path": "/analytics/query", "body": expected_body, "slices": [expected_body["time_range"]], "requests": 1}
     assert m["meta"]["truncated"] is False and m["meta"]["row_count"] == 8 and m["meta"]["warnings"] == []
     assert (m["row_count"], m["format"], m["data_file"], m["previous_sha256"]) == (8, "jsonl", "data.jsonl", None)
-    assert "citation" not in m and "management key" in m["source"]
+    assert (m["citation"], m["license"], m["caveats"]) == (None, None, None)  # the organisation's own usage
+    assert "management key" in m["source"] and "decimal" in m["numbers"]
+    assert list(m) == [
+        "manifest_version", "dataset", "partition", "window", "run_window", "request", "meta", "row_count", "format",
+        "data_file", "sha256", "size", "previous_sha256", "fetched_at", "provider_version", "citation", "license",
+        "caveats", "query_name", "time_range", "source", "numbers",
+    ]  # the lake's one schema (lake.manifest.build_manifest), then the query's own keys
 
     summary = result.xcom("by_model")
     assert summary["time_range"] == expected_body["time_range"] and summary["window"]["days"] == 1
