@@ -25,6 +25,7 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_openrouter.exceptions import OpenRouterError
 from airflow_provider_openrouter.lake.formats import pyarrow_modules
+from airflow_provider_openrouter.lake.manifest import input_citations
 from airflow_provider_openrouter.lake.storage import (
     CommittedPartition,
     PartitionIntegrityError,
@@ -32,7 +33,7 @@ from airflow_provider_openrouter.lake.storage import (
     read_partition,
 )
 
-__all__ = ["PartitionMissingError", "read_partitions", "read_records"]
+__all__ = ["PartitionMissingError", "citations", "read_partitions", "read_records"]
 
 
 class PartitionMissingError(OpenRouterError):
@@ -61,14 +62,20 @@ def _directory(partition: ObjectStoragePath | str, conn_id: str | None) -> Objec
 
 
 def read_records(
-    partition: CommittedPartition | ObjectStoragePath | str, *, conn_id: str | None = None
+    partition: CommittedPartition | ObjectStoragePath | str,
+    *,
+    conn_id: str | None = None,
+    date_column: str | None = None,
 ) -> list[dict[str, Any]]:
     """The records of a committed partition, with exact types (see the module docstring).
 
     :param partition: a :class:`CommittedPartition` (from :func:`read_partition`), or the partition's
         directory as an ``ObjectStoragePath`` or URL (``conn_id`` names the store's connection).
+    :param date_column: a column of ``YYYY-MM-DD`` days (e.g. rankings-daily's ``date``): check that
+        every record's day lies in the window its manifest says the partition covers.
     :raises PartitionMissingError: the directory holds no committed partition.
-    :raises PartitionIntegrityError: the data file does not match its manifest, or cannot be decoded.
+    :raises PartitionIntegrityError: the data file does not match its manifest, cannot be decoded, or
+        holds a record outside the partition's window.
     """
     if not isinstance(partition, CommittedPartition):
         directory = _directory(partition, conn_id)
@@ -76,6 +83,29 @@ def read_records(
         if committed is None:
             raise PartitionMissingError([str(directory)])
         partition = committed
+    records = _decode(partition)
+    if date_column is not None:
+        _check_days(partition, records, date_column)
+    return records
+
+
+def _check_days(partition: CommittedPartition, records: list[dict[str, Any]], column: str) -> None:
+    window = partition.manifest.get("window") or {}
+    start, end = window.get("start"), window.get("end")
+    if not (isinstance(start, str) and isinstance(end, str)):
+        raise PartitionIntegrityError(
+            f"{partition.directory}: the manifest gives no window to check {column!r} against."
+        )
+    for index, record in enumerate(records):
+        day = record.get(column)
+        if not (isinstance(day, str) and start <= day <= end and len(day) == len(start)):
+            raise PartitionIntegrityError(
+                f"{partition.directory}: record {index} has {column}={day!r}, outside the partition's "
+                f"window {start}..{end}. Do not use this partition; rerun the task that writes it."
+            )
+
+
+def _decode(partition: CommittedPartition) -> list[dict[str, Any]]:
     data_format = partition.manifest.get("format") or partition.data_file.rsplit(".", 1)[-1]
     try:
         if data_format == "parquet":
@@ -148,3 +178,9 @@ def _converter(pa: Any, kind: Any) -> Any:
     if pa.types.is_floating(kind):
         return lambda v: Decimal(repr(v)) if v is not None else None
     return lambda v: v
+
+
+def citations(partitions: Iterable[CommittedPartition]) -> list[str]:
+    """The distinct citation lines of committed partitions, in order (one per source and ``as_of``),
+    e.g. to cite the inputs of a derived dataset; partitions of your own data have none."""
+    return input_citations([partition.manifest for partition in partitions])

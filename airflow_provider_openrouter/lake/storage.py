@@ -80,7 +80,8 @@ P = TypeVar("P", str, ObjectStoragePath)
 
 
 class PartitionIntegrityError(OpenRouterError):
-    """A committed partition whose manifest does not match its data file (or cannot be read)."""
+    """A committed partition whose manifest does not match its data file (or cannot be read), or
+    whose data is not what its manifest says (e.g. rows of another day)."""
 
 
 # ------------------------------------------------------------------ layout (pure)

@@ -17,7 +17,7 @@ from airflow_provider_openrouter.exceptions import InvalidParameterError
 from airflow_provider_openrouter.lake import storage
 from airflow_provider_openrouter.windows import Window
 
-from .helpers import DAY, commit_days, records, write
+from .helpers import DAY, commit_days, manifest_for, records, stage, write
 
 pytest.importorskip("pyarrow")
 
@@ -67,6 +67,26 @@ def test_read_records_gives_back_the_records_written_with_exact_types(
     # the same through a URL and through a CommittedPartition
     assert lake.read_records(directory.as_uri()) == got
     assert lake.read_records(lake.read_partition(directory)) == got
+
+
+@pytest.mark.parametrize("data_format", ["jsonl", "parquet"])
+def test_date_column_checks_every_record_lies_in_the_partition_s_window(
+    base: ObjectStoragePath, data_format: str
+) -> None:
+    directory = base / rankings_daily.partition_key(DAY)
+    write(directory, 1, data_format)
+    assert lake.read_records(directory, date_column="date") == records(1)
+    other = base / rankings_daily.partition_key(date(2025, 7, 5))
+    staged = stage(other, 1, data_format)  # rows of DAY (2025-07-04), filed as 2025-07-05:
+    storage.commit_partition(staged, manifest_for(staged, date(2025, 7, 5)))
+    assert lake.read_records(other) == records(1)  # without the check: the bytes match the manifest
+    with pytest.raises(
+        lake.PartitionIntegrityError,
+        match=r"record 0 has date='2025-07-04', outside the partition's window 2025-07-05\.\.2025-07-05",
+    ):
+        lake.read_records(other, date_column="date")
+    with pytest.raises(lake.PartitionIntegrityError, match=r"record 0 has day=None"):
+        lake.read_records(directory, date_column="day")
 
 
 def test_both_formats_read_the_same_records_big_integers_decimals_and_dates(
@@ -153,6 +173,12 @@ def test_read_partitions_returns_them_in_order_or_names_every_missing_one(
     parts = lake.read_partitions(base, keys)
     assert [p.manifest["partition"] for p in parts] == keys
     assert [lake.read_records(p)[0]["date"] for p in parts] == [d.isoformat() for d in days]
+    # one citation line per distinct source and as_of, in order
+    cite = "Source: OpenRouter (openrouter.ai/rankings), as of 2026-03-01T02:00:00Z."
+    assert lake.citations(parts) == [cite]
+    restated = {**parts[2].manifest, "citation": cite.replace("2026-03-01", "2026-03-02")}
+    parts[2] = lake.CommittedPartition(parts[2].directory, restated, parts[2].data)
+    assert lake.citations(parts) == [cite, restated["citation"]]
 
 
 # ---------------------------------------------------------------------- land_partitions
