@@ -1,12 +1,9 @@
-"""openrouter_partitioned: one asset partition per UTC day, and a weekly rollup that waits for all seven.
+"""openrouter_partitioned: one asset partition per final UTC day, and a weekly rollup of all seven.
 
-``openrouter_partitioned``: the run starting at D+1 00:00 UTC has ``partition_key`` D; it waits until
-OpenRouter proves D final and lands D, each asset event keyed D. ``openrouter_weekly_share`` runs once
-per ISO week when all seven days arrived: it reads them with ``lake.read_records`` and lands each
-model's share of the week's listed tokens with ``lake.land_partitions`` (commit protocol, manifest
-with each input's as_of, citation and sha256). Enable this DAG or ``openrouter_daily`` per output.
-Environment: ``OPENROUTER_OUTPUT_URI`` (default ``file://<cwd>/data``), ``OPENROUTER_OUTPUT_CONN_ID``,
-``OPENROUTER_TASK_RETRIES`` (default 2); the connection ``openrouter_default`` holds the API key.
+The run starting at D+1 00:00 UTC (``partition_key`` D) lands D once OpenRouter proves it final.
+``openrouter_weekly_share`` runs per ISO week once all seven days landed: it reads them with
+``lake.read_records`` and lands each model's share of the week's tokens with ``lake.land_partitions``.
+Enable this DAG or ``openrouter_daily`` per output; configuration (environment, connection) as there.
 """
 
 from __future__ import annotations
@@ -32,7 +29,8 @@ from airflow.sdk import (
 
 from airflow_provider_openrouter import lake
 from airflow_provider_openrouter.api.datasets import CAVEATS, rankings_daily
-from airflow_provider_openrouter.exceptions import InvalidParameterError, OpenRouterError
+from airflow_provider_openrouter.exceptions import InvalidParameterError
+from airflow_provider_openrouter.lake import PartitionIntegrityError
 from airflow_provider_openrouter.operators.rankings import AppRankingsOperator as Apps
 from airflow_provider_openrouter.operators.rankings import RankingsDailyOperator as Rankings
 from airflow_provider_openrouter.sensors.as_of import OpenRouterAsOfSensor
@@ -53,10 +51,6 @@ WEEKLY_CAVEATS = CAVEATS + (
 DAILY = CronPartitionTimetable("0 0 * * *", timezone="UTC", run_offset=-1, key_format="%Y-%m-%d")
 WEEK = RollupMapper(upstream_mapper=StartOfWeekMapper(input_format="%Y-%m-%d"), window=WeekWindow())
 COLUMNS = ("week_start", "week_end", "model_permaslug", "total_tokens", "share", "days_listed")
-
-
-class RollupInputError(OpenRouterError):
-    """An input day of the weekly rollup is not what it expects; nothing was written."""
 
 
 with DAG(
@@ -87,7 +81,7 @@ def weekly_shares(week: Window, rows: list[dict[str, Any]], citation: str) -> li
     for row in rows:
         slug, count = row["model_permaslug"], row["total_tokens"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise RollupInputError(f"total_tokens {count!r} of {slug!r} is not a count.")
+            raise PartitionIntegrityError(f"total_tokens {count!r} of {slug!r} is not a count.")
         tokens[slug] += count
         listed[slug] += 1
     total, first, last = sum(tokens.values()), week.start.isoformat(), week.end.isoformat()
@@ -104,16 +98,11 @@ def land_weekly_share(base: ObjectStoragePath, key: str, date: Any, by: Sequence
         raise InvalidParameterError(f"partition {key!r} is not a whole ISO week of the datasets.")
     days = [day.isoformat() for day in week.iter_days()]
     if set(by) - set(days):
-        raise RollupInputError(f"The run was triggered by days outside week {week}: {by}.")
+        raise InvalidParameterError(f"The run was triggered by days outside week {week}: {by}.")
     keys = [rankings_daily.partition_key(day) for day in week.iter_days()]
     inputs = lake.read_partitions(base, keys, needed_by="the weekly rollup needs all seven days")
-    rows: list[dict[str, Any]] = []
-    for part, day in zip(inputs, days, strict=True):
-        records = lake.read_records(part)
-        if any(row["date"] != day for row in records):
-            raise RollupInputError(f"{part.directory}: rows of another day; nothing was written.")
-        rows += records
-    sources = " ".join(dict.fromkeys(part.manifest["citation"] for part in inputs))  # distinct
+    rows = [row for part in inputs for row in lake.read_records(part, date_column="date")]
+    sources = " ".join(lake.citations(inputs))  # one line per distinct as_of
     citation = f"Weekly rollup of OpenRouter rankings-daily {week}: {sources}"
     share = lake.DerivedPartition(
         key=f"rankings_weekly_share/week={days[0]}",
