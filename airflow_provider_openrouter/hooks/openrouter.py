@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
+from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily, session_cost
 from airflow_provider_openrouter.api import endpoints
 from airflow_provider_openrouter.analytics.query import (
     ANALYTICS_META_PATH,
@@ -258,6 +258,52 @@ class OpenRouterHook(BaseHook):
         self.log.info(
             "app-rankings %s sort=%s category=%s subcategory=%s: %d apps in %d request(s), as_of %s",
             window, sort, category, subcategory, total, len(sent), result.meta.as_of.isoformat(),
+        )
+        return result
+
+    def get_session_cost(
+        self,
+        app_slug: str | None = None,
+        model: str | None = None,
+        turn_range: str | None = None,
+        max_cells: int = session_cost.DEFAULT_MAX_CELLS,
+    ) -> session_cost.SessionCost:
+        """Median cost per session by harness, model and turn range: the current weekly snapshot.
+
+        Pages with ``limit``/``offset`` (500 cells per page) until a page comes back short or
+        ``max_cells`` (1-5500) is reached. ``result.capped`` is True when the API's offset ceiling
+        (5500 cells) was hit, ``result.truncated`` when ``max_cells`` was, with more cells possible.
+        ``result.meta.published`` is False (and ``rows`` empty) when no snapshot is published.
+        Parameters are checked before any request; pages from different snapshots, duplicate
+        cells, unknown turn ranges or cells outside the filters raise ``InvalidResponseError``.
+        """
+        session_cost.validate_params(app_slug, model, turn_range, max_cells)
+        client = self.get_conn()
+        pages = []
+        sent = []
+        full = False
+        for offset, limit in session_cost.pages(max_cells):
+            params = session_cost.page_params(
+                app_slug=app_slug, model=model, turn_range=turn_range, offset=offset, limit=limit
+            )
+            payload = client.get(session_cost.PATH, params)
+            with client.redacting():
+                pages.append(session_cost.parse_page(payload, offset, app_slug=app_slug, model=model, turn_range=turn_range))
+            sent.append(params)
+            full = len(pages[-1][1]) >= limit
+            if not full or not pages[-1][0].published:
+                break
+        total = sum(len(rows) for _, rows in pages)
+        with client.redacting():
+            result = session_cost.join_pages(
+                pages, capped=full and total >= session_cost.CEILING,
+                truncated=full and total < session_cost.CEILING, requests=sent,
+            )
+        self.log.info(
+            "session-cost app_slug=%s model=%s turn_range=%s: %d cell(s) in %d request(s), %s%s",
+            app_slug, model, turn_range, total, len(sent), result.meta.describe(),
+            "; the API's ceiling of 5500 cells was reached" if result.capped else
+            (f"; max_cells={max_cells} reached, more cells may exist" if result.truncated else ""),
         )
         return result
 

@@ -16,16 +16,21 @@ from decimal import Decimal
 from typing import Any
 
 from airflow_provider_openrouter import __version__
-from airflow_provider_openrouter.api.datasets import CAVEATS, LICENSE, app_rankings, rankings_daily
+from airflow_provider_openrouter.api.datasets import CAVEATS, LICENSE, app_rankings, rankings_daily, session_cost
 from airflow_provider_openrouter.windows.intervals import Window
 
 MANIFEST_VERSION = 1
 
 RANKINGS_DAILY = rankings_daily.NAME
 APP_RANKINGS = app_rankings.NAME
+SESSION_COST = session_cost.NAME
 #: Public dataset name -> citation template (``{as_of}`` is the snapshot time from ``meta.as_of``).
 #: A public dataset is one line here; the caller's own data needs none (``own_data=True``).
-CITATIONS = {RANKINGS_DAILY: rankings_daily.CITATION, APP_RANKINGS: app_rankings.CITATION}
+CITATIONS = {
+    RANKINGS_DAILY: rankings_daily.CITATION,
+    APP_RANKINGS: app_rankings.CITATION,
+    SESSION_COST: session_cost.CITATION,
+}
 
 #: Keys every manifest must carry; a manifest without one of them is not a commit record.
 REQUIRED_KEYS = ("manifest_version", "dataset", "partition", "data_file", "sha256", "row_count", "meta")

@@ -1,7 +1,9 @@
 """A stdlib-only emulator of OpenRouter's Data API, for tests and demos.
 
 It serves ``/api/v1/key``, ``/api/v1/datasets/rankings-daily``,
-``/api/v1/datasets/app-rankings`` and the beta ``/api/v1/analytics/meta`` and
+``/api/v1/datasets/app-rankings``, ``/api/v1/datasets/session-cost`` (weekly snapshots on the
+emulator's clock; ``/_emulator/session_cost`` sets ``published``, ``cells``,
+``publish_lag_seconds``) and the beta ``/api/v1/analytics/meta`` and
 ``/api/v1/analytics/query`` (management key only) with the real API's
 validation, clamping, auth, rate limits and error shapes, over deterministic
 synthetic data (:mod:`.dataset`, :mod:`.analytics_engine`).  Tests drive it
@@ -42,6 +44,9 @@ DEFAULT_KEY = "sk-or-emulator"
 DEFAULT_MANAGEMENT_KEY = analytics_engine.MANAGEMENT_KEY
 ANALYTICS_META = API_PREFIX + "/analytics/meta"
 ANALYTICS_QUERY = API_PREFIX + "/analytics/query"
+SESSION_COST = API_PREFIX + "/datasets/session-cost"
+SESSION_COST_MAX_LIMIT = 500
+SESSION_COST_MAX_OFFSET = 5000
 FAULT_KINDS = frozenset(
     {"500", "503", "502_html", "truncated", "reset", "slow", "429", "bad_json", "payload"})
 RETRY_AFTER_FORMATS = ("seconds", "http-date", None)
@@ -139,6 +144,10 @@ class Emulator:
             only keys the analytics endpoints accept (any other valid key gets a 403).
         analytics_timeout_span: analytics queries whose time range is longer than this answer
             408 (query timeout); None never times out.
+        session_cost_cells: cells in every session-cost snapshot (0-6400; the API reaches 5500).
+        session_cost_published: False serves the no-snapshot state (null window, no data).
+        session_cost_publish_lag: a snapshot whose window ends on day D (a Monday, weekly from
+            ``dataset.SESSION_COST_FIRST_END``) is served from ``D + 1 day + lag`` (``as_of`` clock).
 
     Only ``/api/v1/datasets/*`` and ``/api/v1/analytics/*`` requests that pass auth count
     against the limits (400s and 408s included, 403s, 429s and injected faults excluded).
@@ -152,7 +161,10 @@ class Emulator:
                  retry_after: str | None = "seconds", now: datetime | None = None,
                  ingest_lag: timedelta = timedelta(0),
                  management_keys: tuple[str, ...] | list[str] = (DEFAULT_MANAGEMENT_KEY,),
-                 analytics_timeout_span: timedelta | None = None) -> None:
+                 analytics_timeout_span: timedelta | None = None,
+                 session_cost_cells: int = dataset.SESSION_COST_CELLS,
+                 session_cost_published: bool = True,
+                 session_cost_publish_lag: timedelta = timedelta(hours=2)) -> None:
         self.host = host
         self._port = port
         self.api_keys = frozenset(api_keys)
@@ -173,6 +185,11 @@ class Emulator:
         self.retry_after: str | None = None
         self.set_limits(rpm=rpm, daily_limit=daily_limit, retry_after=retry_after)
         self.set_analytics_timeout_span(analytics_timeout_span)
+        self.session_cost_cells = dataset.SESSION_COST_CELLS
+        self.session_cost_published = True
+        self.session_cost_publish_lag = timedelta(hours=2)
+        self.set_session_cost(cells=session_cost_cells, published=session_cost_published,
+                              publish_lag=session_cost_publish_lag)
         if now is not None:
             self.set_now(now)
         self._server: _Server | None = None
@@ -290,6 +307,33 @@ class Emulator:
         with self._lock:
             self._faults.append(_Fault(kind, times, path, dict(opts)))
 
+    def set_session_cost(self, *, cells: int | None = None, published: bool | None = None,
+                         publish_lag: timedelta | None = None) -> None:
+        """Change the session-cost snapshots: cell count, published or not, publication lag."""
+        most = len(dataset.HARNESSES) * dataset.SESSION_COST_MODELS * len(dataset.TURN_RANGES)
+        if cells is not None and (isinstance(cells, bool) or not isinstance(cells, int) or not 0 <= cells <= most):
+            raise ValueError(f"cells must be an integer from 0 to {most}")
+        if publish_lag is not None and (not isinstance(publish_lag, timedelta) or publish_lag < timedelta(0)):
+            raise ValueError("publish_lag must be a non-negative timedelta")
+        with self._lock:
+            if cells is not None:
+                self.session_cost_cells = cells
+            if published is not None:
+                self.session_cost_published = bool(published)
+            if publish_lag is not None:
+                self.session_cost_publish_lag = publish_lag
+
+    def session_cost_window_end(self) -> date | None:
+        """``window_end_date`` of the snapshot served now, None when none is published."""
+        if not self.session_cost_published:
+            return None
+        first = dataset.SESSION_COST_FIRST_END
+        since = self.as_of() - datetime.combine(first + timedelta(days=1), datetime.min.time(), timezone.utc) \
+            - self.session_cost_publish_lag
+        if since < timedelta(0):
+            return None
+        return first + timedelta(days=7 * (since // timedelta(days=7)))
+
     def set_analytics_timeout_span(self, span: timedelta | None) -> None:
         """Analytics queries over a time range longer than ``span`` answer 408; None disables."""
         if span is not None and (not isinstance(span, timedelta) or span <= timedelta(0)):
@@ -345,9 +389,11 @@ class Emulator:
             if path == API_PREFIX + "/key":
                 return self._key_reply(key), kind, delay
             if path not in (API_PREFIX + "/datasets/rankings-daily",
-                            API_PREFIX + "/datasets/app-rankings"):
+                            API_PREFIX + "/datasets/app-rankings", SESSION_COST):
                 raise ApiError(404, "Not Found")
             self._check_and_count(key)
+            if path == SESSION_COST:
+                return _Reply(200, analytics_engine.dumps(self._session_cost(params))), kind, delay
             if path.endswith("/rankings-daily"):
                 return _json_reply(200, self._rankings_daily(params)), kind, delay
             return _json_reply(200, self._app_rankings(params)), kind, delay
@@ -488,6 +534,28 @@ class Emulator:
                                          versions=versions)
         return {"data": rows, "meta": self._meta(start, end)}
 
+    def _session_cost(self, params: dict[str, str]) -> dict[str, Any]:
+        """``GET /datasets/session-cost``: the current weekly snapshot's cells, filtered and paged."""
+        filters: dict[str, str | None] = {}
+        for name in ("app_slug", "model", "turn_range"):
+            value = params.get(name)
+            if value is not None and not value.strip():
+                raise ApiError(400, f"Invalid {name}: must not be empty")
+            filters[name] = value
+        if filters["turn_range"] is not None and filters["turn_range"] not in dataset.TURN_RANGES:
+            raise ApiError(400, f"Invalid turn_range: expected one of {', '.join(dataset.TURN_RANGES)}, "
+                                f"got {filters['turn_range']!r}")
+        limit = _parse_int("limit", params.get("limit"), 100, 1, SESSION_COST_MAX_LIMIT)
+        offset = _parse_int("offset", params.get("offset"), 0, 0, SESSION_COST_MAX_OFFSET)
+        end = self.session_cost_window_end()
+        meta = {"as_of": _format_as_of(self.as_of()), "version": "v1",
+                "window_days": None if end is None else dataset.SESSION_COST_WINDOW_DAYS,
+                "window_end_date": None if end is None else end.isoformat()}
+        if end is None:
+            return {"data": [], "meta": meta}
+        rows = dataset.session_cost_rows(end, self.session_cost_cells, **filters)
+        return {"data": rows[offset:offset + limit], "meta": meta}
+
     def _analytics(self, method: str, path: str, key: str, body: bytes) -> _Reply:
         """``GET /analytics/meta`` and ``POST /analytics/query``: management keys only."""
         expected = "POST" if path == ANALYTICS_QUERY else "GET"
@@ -520,6 +588,11 @@ class Emulator:
             span = self.analytics_timeout_span
             return _json_reply(200, {"timeout_span_seconds": None if span is None else span.total_seconds(),
                                      "management_keys": len(self.management_keys)})
+        if method == "GET" and name == "/session_cost":
+            end = self.session_cost_window_end()
+            return _json_reply(200, {"published": self.session_cost_published, "cells": self.session_cost_cells,
+                                     "publish_lag_seconds": self.session_cost_publish_lag.total_seconds(),
+                                     "window_end_date": None if end is None else end.isoformat()})
         if method == "GET" and name == "/clock":
             return _json_reply(200, {"now": self.now().isoformat(), "as_of": _format_as_of(self.as_of()),
                                      "last_complete_day": self.last_complete_day().isoformat(),
@@ -547,6 +620,10 @@ class Emulator:
                 if "timeout_span_seconds" in payload:
                     seconds = payload["timeout_span_seconds"]
                     self.set_analytics_timeout_span(None if seconds is None else timedelta(seconds=float(seconds)))
+            elif name == "/session_cost":
+                lag = payload.get("publish_lag_seconds")
+                self.set_session_cost(cells=payload.get("cells"), published=payload.get("published"),
+                                      publish_lag=None if lag is None else timedelta(seconds=float(lag)))
             elif name == "/limits":
                 self.set_limits(**{k: payload[k] for k in ("rpm", "daily_limit", "retry_after")
                                    if k in payload})
@@ -687,6 +764,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"accepted management key, repeatable (default {DEFAULT_MANAGEMENT_KEY})")
     parser.add_argument("--analytics-timeout-span", type=float, default=0.0, metavar="SECONDS",
                         help="analytics queries over longer time ranges answer 408; 0 disables")
+    parser.add_argument("--session-cost-cells", type=int, default=dataset.SESSION_COST_CELLS,
+                        help="cells in every session-cost snapshot (0-6400)")
+    parser.add_argument("--no-session-cost", action="store_true",
+                        help="serve the session-cost endpoint with no snapshot published")
     args = parser.parse_args(argv)
     emulator = Emulator(
         host=args.host, port=args.port, api_keys=tuple(args.keys or (DEFAULT_KEY,)),
@@ -695,7 +776,8 @@ def main(argv: list[str] | None = None) -> int:
         now=_parse_iso_datetime(args.now) if args.now else None,
         ingest_lag=timedelta(seconds=args.ingest_lag),
         management_keys=tuple(args.management_keys or (DEFAULT_MANAGEMENT_KEY,)),
-        analytics_timeout_span=timedelta(seconds=args.analytics_timeout_span) if args.analytics_timeout_span else None)
+        analytics_timeout_span=timedelta(seconds=args.analytics_timeout_span) if args.analytics_timeout_span else None,
+        session_cost_cells=args.session_cost_cells, session_cost_published=not args.no_session_cost)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
