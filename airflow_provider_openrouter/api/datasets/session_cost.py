@@ -361,3 +361,19 @@ def partition_key(window_end: date, app_slug: str | None = None, model: str | No
     ``model=anthropic%2Fclaude-4.8-opus``: the permaslug's ``/`` (and ``:``) are %-escaped, Hive style.
     """
     return "/".join([DIRECTORY, f"window_end={window_end.isoformat()}", *filter_segments(app_slug, model, turn_range)])
+
+
+# ------------------------------------------------------------------ waiting for a snapshot
+#: The cheapest request that shows which snapshot is published: one cell, no filter.
+PROBE_PARAMS: Mapping[str, int] = {"limit": 1, "offset": 0}
+
+
+def parse_probe(payload: Any) -> SessionCostMeta:
+    """Validate a probe answer (the whole page, so a broken API never counts as a new snapshot)."""
+    meta, _ = parse_page(payload, 0)
+    return meta
+
+
+def is_newer(meta: SessionCostMeta, after: date | None) -> bool:
+    """Whether ``meta`` shows a published snapshot ending after ``after`` (any snapshot if None)."""
+    return meta.window_end_date is not None and (after is None or meta.window_end_date > after)
