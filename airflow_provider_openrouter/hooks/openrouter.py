@@ -291,8 +291,8 @@ class OpenRouterHook(BaseHook):
                 pages.append(session_cost.parse_page(payload, offset, app_slug=app_slug, model=model, turn_range=turn_range))
             sent.append(params)
             full = len(pages[-1][1]) >= limit
-            if not full or not pages[-1][0].published:
-                break
+            if not full or not pages[-1][0].published or pages[-1][0].snapshot != pages[0][0].snapshot:
+                break  # done, or a new snapshot appeared mid-way (join_pages says so): no further request
         total = sum(len(rows) for _, rows in pages)
         with client.redacting():
             result = session_cost.join_pages(
