@@ -12,7 +12,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-openrouter",
         "name": "OpenRouter",
-        "description": "Land OpenRouter's public usage datasets (model and app rankings) in any object store.",
+        "description": "Land OpenRouter's public usage datasets (model and app rankings, cost per session) in any object store.",
         "versions": [__version__],
         "connection-types": [
             {
@@ -71,19 +71,23 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "OpenRouter",
-                "python-modules": ["airflow_provider_openrouter.operators.rankings", "airflow_provider_openrouter.operators.analytics"],
+                "python-modules": [
+                    "airflow_provider_openrouter.operators.rankings",
+                    "airflow_provider_openrouter.operators.analytics",
+                    "airflow_provider_openrouter.operators.session_cost",
+                ],
             }
         ],
         "sensors": [
             {
                 "integration-name": "OpenRouter",
-                "python-modules": ["airflow_provider_openrouter.sensors.as_of"],
+                "python-modules": ["airflow_provider_openrouter.sensors.as_of", "airflow_provider_openrouter.sensors.session_cost"],
             }
         ],
         "triggers": [
             {
                 "integration-name": "OpenRouter",
-                "python-modules": ["airflow_provider_openrouter.triggers.as_of"],
+                "python-modules": ["airflow_provider_openrouter.triggers.as_of", "airflow_provider_openrouter.triggers.session_cost"],
             }
         ],
         "integrations": [

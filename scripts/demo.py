@@ -1,5 +1,6 @@
 """The one-command demo: run the example DAG ``openrouter_daily`` through Airflow for the last
-three complete UTC days and print what landed where.
+three complete UTC days, then ``openrouter_session_cost`` once (the current weekly session-cost
+snapshot), and print what landed where.
 
     .venv/bin/python scripts/demo.py        (or: make demo)
 
@@ -103,7 +104,9 @@ def _pump(stream: IO[str], log: IO[str], lines: queue.Queue[str | None]) -> None
 
 
 #: Task log messages worth showing while a run progresses (what the sensor spent, reuse of its probe).
-_NOTEWORTHY = ("is complete. Spent", "was already proven complete", "Reusing the as_of sensor's probe")
+_NOTEWORTHY = ("is complete. Spent", "was already proven complete", "Reusing the as_of sensor's probe",
+               "New session-cost snapshot", "is the newest one due", "already landed with identical data",
+               "no session-cost snapshot published")
 
 
 def _message(line: str) -> str:
@@ -205,14 +208,20 @@ def main() -> int:
         say(f"[3/4] Running openrouter_daily through Airflow for {days[0]} .. {days[-1]} -> {output_uri}")
         for number, day in enumerate(days, 1):
             logical = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
-            say(f"  run {number}/3: day {day} (logical date {logical.isoformat()})")
+            say(f"  run {number}/4: day {day} (logical date {logical.isoformat()})")
             run_logged([str(BIN / "airflow"), "dags", "test", "openrouter_daily", logical.isoformat()],
                        LOGS / f"openrouter_daily-{day}.log", f"dags test {day}", RUN_TIMEOUT, progress=True)
 
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        say(f"  run 4/4: openrouter_session_cost, the current weekly snapshot (logical date {now.isoformat()})")
+        run_logged([str(BIN / "airflow"), "dags", "test", "openrouter_session_cost", now.isoformat()],
+                   LOGS / "openrouter_session_cost.log", "dags test session cost", RUN_TIMEOUT, progress=True)
+
         say("[4/4] Report")
-        from demo_report import report  # noqa: E402 - Airflow is imported only now, configured above
+        from demo_report import report, report_session_cost  # noqa: E402 - Airflow is imported only now
 
         report(output_uri, os.environ.get("OPENROUTER_OUTPUT_CONN_ID") or None, days)
+        report_session_cost(output_uri, os.environ.get("OPENROUTER_OUTPUT_CONN_ID") or None)
         if local_root:
             after = snapshot(local_root)
             changed = sorted(name for name in after if before.get(name) != after[name])

@@ -55,3 +55,21 @@ def report(output_uri: str, conn_id: str | None, days: list[date]) -> None:
     print(f"\nFiles: {output_uri}/rankings_daily/date=YYYY-MM-DD/ and {output_uri}/app_rankings/sort=.../"
           "category=.../subcategory=all/window=START_END/ (data file + _manifest.json each; "
           "read the manifest first).")
+
+
+def report_session_cost(output_uri: str, conn_id: str | None) -> None:
+    """The newest session-cost partition: its snapshot window, cells, cheapest and dearest cells, citation."""
+    root = ObjectStoragePath(f"{output_uri.rstrip('/')}/session_cost", conn_id=conn_id)
+    ends = sorted(p.name for p in root.iterdir() if p.name.startswith("window_end=")) if root.exists() else []
+    partition = lake.read_partition(root / ends[-1]) if ends else None
+    if partition is None:
+        print("\nsession_cost: no snapshot landed (none published?)")
+        return
+    m = partition.manifest
+    cells = sorted(lake.read_records(partition), key=lambda c: c["median_session_cost_usd"])  # exact Decimals
+    print(f"\nsession_cost/{ends[-1]}: {m['row_count']} cells, window {m['window']['start']}..{m['window']['end']} "
+          f"({m['snapshot']['window_days']} days), complete={m['complete']}, {len(m['request']['params'])} page request(s)")
+    for label, cell in (("cheapest", cells[0]), ("dearest", cells[-1])):
+        print(f"  {label}: {cell['app_name']} / {cell['model_permaslug']} / {cell['turn_range']}: "
+              f"${cell['median_session_cost_usd']} median per session")
+    print(f"  {m['citation']}")

@@ -17,8 +17,9 @@ wait for the next snapshot without spending requests.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowSkipException
 
@@ -27,7 +28,12 @@ from airflow_provider_openrouter.exceptions import InvalidParameterError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.lake import formats
 from airflow_provider_openrouter.lake.manifest import SESSION_COST
-from airflow_provider_openrouter.operators.base import Fetch, Landing, OpenRouterDatasetOperator, templated
+from airflow_provider_openrouter.operators.base import (
+    Fetch,
+    Landing,
+    OpenRouterDatasetOperator,
+    templated,
+)
 from airflow_provider_openrouter.runtime import session_cost_memory
 
 if TYPE_CHECKING:
@@ -64,7 +70,13 @@ class SessionCostOperator(OpenRouterDatasetOperator):
     (``jsonl`` only: exact decimals).
     """
 
-    template_fields: Sequence[str] = ("output_uri", "output_conn_id", "app_slug", "model", "turn_range")
+    template_fields: Sequence[str] = (
+        "output_uri",
+        "output_conn_id",
+        "app_slug",
+        "model",
+        "turn_range",
+    )
     dataset = SESSION_COST
     request_path = session_cost.PATH
     ui_color = "#eef7e8"
@@ -124,7 +136,11 @@ class SessionCostOperator(OpenRouterDatasetOperator):
         hook = OpenRouterHook(self.openrouter_conn_id)
         self.log.info(
             "Requesting OpenRouter session-cost: app_slug=%s model=%s turn_range=%s max_cells=%d via connection %r.",
-            app_slug or "all", model or "all", turn_range or "all", self.max_cells, self.openrouter_conn_id,
+            app_slug or "all",
+            model or "all",
+            turn_range or "all",
+            self.max_cells,
+            self.openrouter_conn_id,
         )
         result = hook.get_session_cost(app_slug, model, turn_range, self.max_cells)
         meta = result.meta
@@ -143,40 +159,58 @@ class SessionCostOperator(OpenRouterDatasetOperator):
         if not result.complete:
             why = (
                 f"the API's ceiling of {session_cost.CEILING} cells was reached"
-                if result.capped else f"max_cells={self.max_cells} was reached"
+                if result.capped
+                else f"max_cells={self.max_cells} was reached"
             )
             problem = (
                 f"The snapshot ending {meta.window_end_date} may hold more cells than the {len(result.rows)} "
                 f"fetched: {why}. Narrow the task with app_slug, model or turn_range (one task each) to reach the rest."
             )
             if self.fail_if_incomplete:
-                raise InvalidParameterError(f"{problem} Nothing was written (fail_if_incomplete=True).")
-            self.log.warning("%s Landing what was fetched (the manifest says complete=false).", problem)
+                raise InvalidParameterError(
+                    f"{problem} Nothing was written (fail_if_incomplete=True)."
+                )
+            self.log.warning(
+                "%s Landing what was fetched (the manifest says complete=false).", problem
+            )
         key = session_cost.partition_key(meta.window_end_date, app_slug, model, turn_range)
         fetch = Fetch(window, dict(meta.raw), tuple(result.requests), datetime.now(timezone.utc))
         with Landing(self, base) as landing:
-            landing.stage(key, [row.to_record() for row in result.rows], session_cost.COLUMNS, fetch, window)
-            landing.commit(window, extra={
-                "snapshot": {
-                    "window_end_date": meta.window_end_date.isoformat(),
-                    "window_days": meta.window_days,
-                    "version": meta.version,
+            landing.stage(
+                key, [row.to_record() for row in result.rows], session_cost.COLUMNS, fetch, window
+            )
+            landing.commit(
+                window,
+                extra={
+                    "snapshot": {
+                        "window_end_date": meta.window_end_date.isoformat(),
+                        "window_days": meta.window_days,
+                        "version": meta.version,
+                    },
+                    "session_cost_query": {
+                        "app_slug": app_slug,
+                        "model": model,
+                        "turn_range": turn_range,
+                        "max_cells": self.max_cells,
+                    },
+                    "complete": result.complete,
+                    "capped": result.capped,
+                    "truncated": result.truncated,
+                    "public_page": session_cost.PUBLIC_PAGE,
+                    "caveats": session_cost.CAVEATS,
+                    "numbers": NUMBERS,
                 },
-                "session_cost_query": {
-                    "app_slug": app_slug, "model": model, "turn_range": turn_range, "max_cells": self.max_cells,
-                },
-                "complete": result.complete,
-                "capped": result.capped,
-                "truncated": result.truncated,
-                "public_page": session_cost.PUBLIC_PAGE,
-                "caveats": session_cost.CAVEATS,
-                "numbers": NUMBERS,
-            })
+            )
         if landing.items and landing.items[0][0].status == "unchanged":
             self.log.info(
                 "The snapshot ending %s is already landed with identical data at %s: nothing written.",
-                meta.window_end_date, key,
+                meta.window_end_date,
+                key,
             )
         summary = self._report(context, window, landing, hook)
-        summary.update(partition=key, window_end_date=meta.window_end_date.isoformat(), complete=result.complete)
+        summary.update(
+            partition=key,
+            window_end_date=meta.window_end_date.isoformat(),
+            complete=result.complete,
+        )
         return summary

@@ -76,7 +76,11 @@ def recall(openrouter_conn_id: str, base_url: str) -> SeenSnapshot | None:
     try:
         stored = Variable.get(variable_key(openrouter_conn_id), default=None, deserialize_json=True)
     except Exception as exc:  # an unreadable memory only costs a probe
-        log.warning("Could not read Variable %s (%s); probing instead.", variable_key(openrouter_conn_id), exc)
+        log.warning(
+            "Could not read Variable %s (%s); probing instead.",
+            variable_key(openrouter_conn_id),
+            exc,
+        )
         return None
     seen = SeenSnapshot.from_json(stored)
     if seen is None or seen.base_url != public_base_url(base_url):
@@ -88,7 +92,13 @@ def remember(openrouter_conn_id: str, seen: SeenSnapshot) -> bool:
     """Store ``seen`` if it is newer than what is remembered; return whether it was stored."""
     from airflow.sdk import Variable
 
-    seen = SeenSnapshot(seen.window_end_date, seen.window_days, seen.version, seen.as_of, public_base_url(seen.base_url))
+    seen = SeenSnapshot(
+        seen.window_end_date,
+        seen.window_days,
+        seen.version,
+        seen.as_of,
+        public_base_url(seen.base_url),
+    )
     current = recall(openrouter_conn_id, seen.base_url)
     if current is not None and current.window_end_date >= seen.window_end_date:
         return False
@@ -99,8 +109,14 @@ def remember(openrouter_conn_id: str, seen: SeenSnapshot) -> bool:
             description="Newest OpenRouter session-cost snapshot seen for this connection (safe to delete).",
             serialize_json=True,
         )
-    except Exception as exc:  # never fail a task that has its answer because the memory is read-only
-        log.warning("Could not store Variable %s (%s); later runs will probe again.", variable_key(openrouter_conn_id), exc)
+    except (
+        Exception
+    ) as exc:  # never fail a task that has its answer because the memory is read-only
+        log.warning(
+            "Could not store Variable %s (%s); later runs will probe again.",
+            variable_key(openrouter_conn_id),
+            exc,
+        )
         return False
     return True
 
@@ -109,4 +125,6 @@ def from_meta(meta: SessionCostMeta, base_url: str) -> SeenSnapshot | None:
     """What an answer's ``meta`` shows, None when no snapshot is published."""
     if meta.window_end_date is None or meta.window_days is None:
         return None
-    return SeenSnapshot(meta.window_end_date, meta.window_days, meta.version, meta.as_of, public_base_url(base_url))
+    return SeenSnapshot(
+        meta.window_end_date, meta.window_days, meta.version, meta.as_of, public_base_url(base_url)
+    )

@@ -18,8 +18,9 @@ The operator that follows fetches whatever snapshot is current; the snapshot dec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
@@ -35,7 +36,12 @@ from airflow_provider_openrouter.exceptions import (
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.runtime import probe, session_cost_memory
-from airflow_provider_openrouter.triggers.session_cost import ERROR, SUCCESS, TIMEOUT, OpenRouterSessionCostTrigger
+from airflow_provider_openrouter.triggers.session_cost import (
+    ERROR,
+    SUCCESS,
+    TIMEOUT,
+    OpenRouterSessionCostTrigger,
+)
 from airflow_provider_openrouter.windows.intervals import ONE_DAY, day_complete_at
 
 if TYPE_CHECKING:
@@ -56,7 +62,9 @@ def run_instant(context: Context) -> datetime:
     return probe.utcnow()
 
 
-def due(seen: date | None, at: datetime, settle: timedelta) -> tuple[date | None, date | None, datetime | None]:
+def due(
+    seen: date | None, at: datetime, settle: timedelta
+) -> tuple[date | None, date | None, datetime | None]:
     """``(target, after, not_before)`` for a run at ``at``, given the newest window end seen.
 
     ``target`` None means the remembered snapshot is the one due (nothing to wait for);
@@ -64,7 +72,9 @@ def due(seen: date | None, at: datetime, settle: timedelta) -> tuple[date | None
     """
     if seen is None:
         return None, None, None
-    latest_complete = (at - settle).date() - ONE_DAY  # the last day D with day_complete_at(D, settle) <= at
+    latest_complete = (
+        at - settle
+    ).date() - ONE_DAY  # the last day D with day_complete_at(D, settle) <= at
     target = session_cost.due_snapshot_end(seen, latest_complete)
     if target == seen:
         return None, seen, None
@@ -132,19 +142,31 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
         seen = session_cost_memory.recall(self.openrouter_conn_id, self._get_client().base_url)
         return due(seen.window_end_date if seen else None, run_instant(context), self.settle)
 
-    def _summary(self, after: date | None, meta: Mapping[str, Any] | None, proof: str) -> dict[str, Any]:
+    def _summary(
+        self, after: date | None, meta: Mapping[str, Any] | None, proof: str
+    ) -> dict[str, Any]:
         meta = meta or {}
-        return {"after": after.isoformat() if after else None, "window_end_date": meta.get("window_end_date"),
-                "window_days": meta.get("window_days"), "as_of": meta.get("as_of"), "probes": self._probes, "proof": proof}
+        return {
+            "after": after.isoformat() if after else None,
+            "window_end_date": meta.get("window_end_date"),
+            "window_days": meta.get("window_days"),
+            "as_of": meta.get("as_of"),
+            "probes": self._probes,
+            "proof": proof,
+        }
 
     def _from_memory(self, after: date | None) -> dict[str, Any]:
         seen = session_cost_memory.recall(self.openrouter_conn_id, self._get_client().base_url)
         assert seen is not None
         self.log.info(
             "The session-cost snapshot ending %s (remembered for connection %r) is the newest one due for this run: "
-            "no request made.", seen.window_end_date, self.openrouter_conn_id,
+            "no request made.",
+            seen.window_end_date,
+            self.openrouter_conn_id,
         )
-        return self._summary(after, {k: v for k, v in seen.to_json().items() if k != "base_url"}, "memory")
+        return self._summary(
+            after, {k: v for k, v in seen.to_json().items() if k != "base_url"}, "memory"
+        )
 
     # ---------------------------------------------------------------- execution
     def execute(self, context: Context) -> Any:
@@ -157,8 +179,11 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
             return self._finish(self._from_memory(after))
         self.log.info(
             "Waiting for %s; no request before %s; deadline %s.",
-            f"the session-cost snapshot ending {target} (or any ending after {after})" if target else "a published session-cost snapshot",
-            (not_before or started).isoformat(), self._deadline.isoformat(),
+            f"the session-cost snapshot ending {target} (or any ending after {after})"
+            if target
+            else "a published session-cost snapshot",
+            (not_before or started).isoformat(),
+            self._deadline.isoformat(),
         )
         try:
             if not self.deferrable:
@@ -173,8 +198,11 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
 
     def _finish(self, result: Any) -> Any:
         if self._client is not None:
-            self.log.info("Spent %d probe(s), %d HTTP request(s) of the account's daily quota in this try.",
-                          self._probes, self._client.request_count)
+            self.log.info(
+                "Spent %d probe(s), %d HTTP request(s) of the account's daily quota in this try.",
+                self._probes,
+                self._client.request_count,
+            )
             self._client.close()
             self._client = None
         return result
@@ -184,7 +212,11 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
         now = probe.utcnow()
         first = self._retry_at or not_before or now
         if self._probes and self._retry_at is None:
-            first = now + timedelta(seconds=probe.next_probe_delay(now, not_before or now, self.poke_interval, self.max_wait_seconds))
+            first = now + timedelta(
+                seconds=probe.next_probe_delay(
+                    now, not_before or now, self.poke_interval, self.max_wait_seconds
+                )
+            )
         trigger = OpenRouterSessionCostTrigger(
             openrouter_conn_id=self.openrouter_conn_id,
             after=after.isoformat() if after else None,
@@ -194,9 +226,15 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
             max_wait=self.max_wait_seconds,
             prior_probes=self._probes,
         )
-        self.log.info("Deferring to the triggerer until a new snapshot is published or %s.", self._deadline.isoformat())
-        self.defer(trigger=trigger, method_name="execute_complete",
-                   timeout=max(self._deadline - now, timedelta(0)) + _DEFERRAL_GRACE)
+        self.log.info(
+            "Deferring to the triggerer until a new snapshot is published or %s.",
+            self._deadline.isoformat(),
+        )
+        self.defer(
+            trigger=trigger,
+            method_name="execute_complete",
+            timeout=max(self._deadline - now, timedelta(0)) + _DEFERRAL_GRACE,
+        )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """One check in non-deferrable mode: memory, then the clock, then (maybe) one probe."""
@@ -210,7 +248,9 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
                 f"The session-cost snapshot ending {target} cannot exist before {not_before.isoformat()}, after this "
                 f"sensor's deadline {self._deadline.isoformat()}; no request was made. Raise timeout or run later."
             )
-        if (not_before is not None and now < not_before) or (self._retry_at is not None and now < self._retry_at):
+        if (not_before is not None and now < not_before) or (
+            self._retry_at is not None and now < self._retry_at
+        ):
             return False
         meta = self._probe(after)
         if meta is not None and session_cost.is_newer(meta, after):
@@ -224,7 +264,9 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
         if pending is not None and pending > now:
             wait = (pending - now).total_seconds()
         else:
-            wait = probe.next_probe_delay(now, not_before or now, self.poke_interval, self.max_wait_seconds)
+            wait = probe.next_probe_delay(
+                now, not_before or now, self.poke_interval, self.max_wait_seconds
+            )
         return max(0.0, min(wait, self.timeout - run_duration()))
 
     def _probe(self, after: date | None) -> session_cost.SessionCostMeta | None:
@@ -257,7 +299,9 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume after the trigger: validate its event, then succeed, time out or fail."""
         target, after, _ = self._plan_for(context)
-        if target is None and after is not None:  # another task saw the snapshot meanwhile: trust the memory
+        if (
+            target is None and after is not None
+        ):  # another task saw the snapshot meanwhile: trust the memory
             return self._finish(self._from_memory(after))
         checked = validate_event(event, after)
         self._finish(None)
@@ -267,8 +311,13 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
             if seen is not None:
                 session_cost_memory.remember(self.openrouter_conn_id, seen)
         self._probes = checked["probes"]
-        self.log.info("Trigger reported %s: %s. Probes spent: %d (%d HTTP request(s) in the triggerer).",
-                      checked["status"], checked["message"], checked["probes"], checked["requests"])
+        self.log.info(
+            "Trigger reported %s: %s. Probes spent: %d (%d HTTP request(s) in the triggerer).",
+            checked["status"],
+            checked["message"],
+            checked["probes"],
+            checked["requests"],
+        )
         if checked["status"] == TIMEOUT:
             raise AirflowSensorTimeout(f"Sensor timed out: {checked['message']}")
         if checked["status"] == ERROR:
@@ -282,8 +331,11 @@ def validate_event(event: Any, after: date | None) -> dict[str, Any]:
     A ``success`` must carry a ``meta`` that re-validates and shows a snapshot ending after ``after``;
     an event waiting for another snapshot is rejected.
     """
+
     def bad(why: str) -> AirflowException:
-        return AirflowException(f"Invalid event from OpenRouterSessionCostTrigger ({why}); the sensor cannot trust it.")
+        return AirflowException(
+            f"Invalid event from OpenRouterSessionCostTrigger ({why}); the sensor cannot trust it."
+        )
 
     if not isinstance(event, Mapping):
         raise bad(f"expected a dict, got {type(event).__name__}")
@@ -292,9 +344,16 @@ def validate_event(event: Any, after: date | None) -> dict[str, Any]:
         raise bad(f"unknown status {status!r}")
     wanted = after.isoformat() if after else None
     if event.get("after") != wanted:
-        raise bad(f"it waited for a snapshot after {event.get('after')!r}, this run waits for one after {wanted!r}")
+        raise bad(
+            f"it waited for a snapshot after {event.get('after')!r}, this run waits for one after {wanted!r}"
+        )
     probes, requests = event.get("probes"), event.get("requests", 0)
-    if not isinstance(probes, int) or isinstance(probes, bool) or probes < 0 or not isinstance(requests, int):
+    if (
+        not isinstance(probes, int)
+        or isinstance(probes, bool)
+        or probes < 0
+        or not isinstance(requests, int)
+    ):
         raise bad(f"probes={probes!r}, requests={requests!r}")
     message = event.get("message")
     if not isinstance(message, str):
@@ -308,7 +367,15 @@ def validate_event(event: Any, after: date | None) -> dict[str, Any]:
         except InvalidResponseError as exc:
             raise bad(f"its meta does not validate: {exc}") from None
     if status == SUCCESS and (meta is None or not session_cost.is_newer(meta, after)):
-        raise bad(f"a success without a snapshot ending after {wanted} ({meta.describe() if meta else 'no meta'})")
+        raise bad(
+            f"a success without a snapshot ending after {wanted} ({meta.describe() if meta else 'no meta'})"
+        )
     base_url = event.get("base_url")
-    return {"status": status, "message": message, "probes": probes, "requests": requests, "meta": meta,
-            "base_url": base_url if isinstance(base_url, str) else None}
+    return {
+        "status": status,
+        "message": message,
+        "probes": probes,
+        "requests": requests,
+        "meta": meta,
+        "base_url": base_url if isinstance(base_url, str) else None,
+    }

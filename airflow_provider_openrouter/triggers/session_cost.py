@@ -9,9 +9,10 @@ for the advertised ``retry_at``. Everything is bounded by an absolute deadline.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, AsyncIterator
+from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -78,7 +79,11 @@ class OpenRouterSessionCostTrigger(BaseTrigger):
         )
 
     def _awaited(self) -> str:
-        return f"a session-cost snapshot ending after {self.after}" if self.after else "a published session-cost snapshot"
+        return (
+            f"a session-cost snapshot ending after {self.after}"
+            if self.after
+            else "a published session-cost snapshot"
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         probes = self.prior_probes
@@ -87,23 +92,37 @@ class OpenRouterSessionCostTrigger(BaseTrigger):
 
         def event(status: str, message: str) -> TriggerEvent:
             requests = client.request_count if client is not None else 0
-            self.log.info("%s (%d probe(s), %d request(s) against the daily quota).", message, probes, requests)
-            return TriggerEvent({
-                "status": status,
-                "after": self.after.isoformat() if self.after else None,
-                "meta": dict(last.raw) if last is not None else None,
-                "probes": probes,
-                "requests": requests,
-                "message": message,
-                "base_url": public_base_url(client.base_url) if client is not None else None,
-            })
+            self.log.info(
+                "%s (%d probe(s), %d request(s) against the daily quota).",
+                message,
+                probes,
+                requests,
+            )
+            return TriggerEvent(
+                {
+                    "status": status,
+                    "after": self.after.isoformat() if self.after else None,
+                    "meta": dict(last.raw) if last is not None else None,
+                    "probes": probes,
+                    "requests": requests,
+                    "message": message,
+                    "base_url": public_base_url(client.base_url) if client is not None else None,
+                }
+            )
 
         if self.not_before > self.deadline:
-            yield event(TIMEOUT, f"{self._awaited()} cannot exist before {self.not_before.isoformat()}, after the "
-                                 f"deadline {self.deadline.isoformat()}; no request was made")
+            yield event(
+                TIMEOUT,
+                f"{self._awaited()} cannot exist before {self.not_before.isoformat()}, after the "
+                f"deadline {self.deadline.isoformat()}; no request was made",
+            )
             return
         if probe.utcnow() < self.not_before:
-            self.log.info("Waiting without a request until %s, when %s can exist.", self.not_before.isoformat(), self._awaited())
+            self.log.info(
+                "Waiting without a request until %s, when %s can exist.",
+                self.not_before.isoformat(),
+                self._awaited(),
+            )
             await _sleep_until(self.not_before)
 
         try:
@@ -113,28 +132,42 @@ class OpenRouterSessionCostTrigger(BaseTrigger):
 
             client = client_from_connection(await BaseHook.aget_connection(self.openrouter_conn_id))
         except Exception as exc:
-            yield event(ERROR, f"Cannot use connection {self.openrouter_conn_id!r}: {type(exc).__name__}: {exc}")
+            yield event(
+                ERROR,
+                f"Cannot use connection {self.openrouter_conn_id!r}: {type(exc).__name__}: {exc}",
+            )
             return
         policy = client.policy or RetryPolicy()
 
         while True:
             remaining = (self.deadline - probe.utcnow()).total_seconds()
             if remaining <= 0:
-                yield event(TIMEOUT, f"The deadline {self.deadline.isoformat()} passed without {self._awaited()}"
-                                     f"{f'; last seen: {last.describe()}' if last else ''}")
+                yield event(
+                    TIMEOUT,
+                    f"The deadline {self.deadline.isoformat()} passed without {self._awaited()}"
+                    f"{f'; last seen: {last.describe()}' if last else ''}",
+                )
                 return
             client.policy = replace(policy, deadline=remaining)
             retry_at: datetime | None = None
             try:
                 probes += 1
-                payload = await asyncio.wait_for(client.aget(session_cost.PATH, dict(session_cost.PROBE_PARAMS)), timeout=remaining)
+                payload = await asyncio.wait_for(
+                    client.aget(session_cost.PATH, dict(session_cost.PROBE_PARAMS)),
+                    timeout=remaining,
+                )
                 with client.redacting():
                     last = session_cost.parse_probe(payload)
             except asyncio.TimeoutError:
                 continue  # the deadline fell during this probe: the loop reports it
             except RateLimitedError as exc:
                 retry_at = exc.retry_at or probe.utcnow() + timedelta(seconds=self.poke_interval)
-                self.log.warning("Probe %d was refused (%s); waiting until %s.", probes, exc, retry_at.isoformat())
+                self.log.warning(
+                    "Probe %d was refused (%s); waiting until %s.",
+                    probes,
+                    exc,
+                    retry_at.isoformat(),
+                )
             except ServerError as exc:
                 self.log.warning("Probe %d failed (%s); backing off.", probes, exc)
             except OpenRouterError as exc:
@@ -144,13 +177,22 @@ class OpenRouterSessionCostTrigger(BaseTrigger):
                 if session_cost.is_newer(last, self.after):
                     yield event(SUCCESS, f"{last.describe()} after {probes} probe(s)")
                     return
-                self.log.info("Probe %d: %s; still waiting for %s.", probes, last.describe(), self._awaited())
+                self.log.info(
+                    "Probe %d: %s; still waiting for %s.", probes, last.describe(), self._awaited()
+                )
             now = probe.utcnow()
             if retry_at is None:
-                retry_at = now + timedelta(seconds=probe.next_probe_delay(now, self.not_before, self.poke_interval, self.max_wait))
+                retry_at = now + timedelta(
+                    seconds=probe.next_probe_delay(
+                        now, self.not_before, self.poke_interval, self.max_wait
+                    )
+                )
             elif retry_at > self.deadline:
-                yield event(TIMEOUT, f"OpenRouter accepts requests again at {retry_at.isoformat()}, after the deadline "
-                                     f"{self.deadline.isoformat()}")
+                yield event(
+                    TIMEOUT,
+                    f"OpenRouter accepts requests again at {retry_at.isoformat()}, after the deadline "
+                    f"{self.deadline.isoformat()}",
+                )
                 return
             await _sleep_until(min(retry_at, self.deadline))
 

@@ -19,10 +19,11 @@ Costs are JSON numbers; the client decodes them with ``parse_float=Decimal``, so
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_openrouter.api.answers import fail, parse_date, parse_timestamp, require
@@ -32,8 +33,12 @@ from airflow_provider_openrouter.windows.intervals import Window
 
 NAME = "session-cost"
 PATH = "/datasets/session-cost"
-PUBLIC_PAGE = "https://openrouter.ai/docs/api/api-reference/datasets/cost-per-session-by-harness-and-model"
-CITATION = "Source: OpenRouter (openrouter.ai), cost per session by harness and model, as of {as_of}."
+PUBLIC_PAGE = (
+    "https://openrouter.ai/docs/api/api-reference/datasets/cost-per-session-by-harness-and-model"
+)
+CITATION = (
+    "Source: OpenRouter (openrouter.ai), cost per session by harness and model, as of {as_of}."
+)
 #: Same licence as the other public datasets (CC BY 4.0, attribution to OpenRouter).
 LICENSE = _LICENSE
 CAVEATS = (
@@ -91,7 +96,11 @@ def validate_params(
         raise InvalidParameterError(
             f"turn_range={turn_range!r} is not supported; use one of {', '.join(TURN_RANGES)} or None for all."
         )
-    if isinstance(max_cells, bool) or not isinstance(max_cells, int) or not 1 <= max_cells <= CEILING:
+    if (
+        isinstance(max_cells, bool)
+        or not isinstance(max_cells, int)
+        or not 1 <= max_cells <= CEILING
+    ):
         raise InvalidParameterError(
             f"max_cells={max_cells!r} must be an integer from 1 to {CEILING} (the API serves offsets up to "
             f"{MAX_OFFSET} with at most {PAGE_LIMIT} cells per page; narrow the query with app_slug, model "
@@ -153,7 +162,9 @@ class SessionCostMeta:
         """The snapshot's sample window as UTC days, None when no snapshot is published."""
         if self.window_end_date is None or self.window_days is None:
             return None
-        return Window(self.window_end_date - timedelta(days=self.window_days - 1), self.window_end_date)
+        return Window(
+            self.window_end_date - timedelta(days=self.window_days - 1), self.window_end_date
+        )
 
     def describe(self) -> str:
         if not self.published:
@@ -214,7 +225,10 @@ def parse_meta(meta: Mapping[str, Any]) -> SessionCostMeta:
     version = require(meta, "version", str, where="meta")
     for key in ("window_days", "window_end_date"):
         if key not in meta:
-            raise fail(f"missing required field {key!r} in meta (null when no snapshot is published)", field=f"meta.{key}")
+            raise fail(
+                f"missing required field {key!r} in meta (null when no snapshot is published)",
+                field=f"meta.{key}",
+            )
     days, end = meta["window_days"], meta["window_end_date"]
     if (days is None) != (end is None):
         raise fail(
@@ -223,14 +237,19 @@ def parse_meta(meta: Mapping[str, Any]) -> SessionCostMeta:
         )
     if days is not None:
         if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-            raise fail(f"window_days={days!r} is not a positive whole number of days", field="meta.window_days")
+            raise fail(
+                f"window_days={days!r} is not a positive whole number of days",
+                field="meta.window_days",
+            )
         end = parse_date(end, field="meta.window_end_date")
         if end >= as_of.date():
             raise fail(
                 f"the snapshot window ends {end}, not before the response's as_of {as_of.isoformat()}",
                 field="meta.window_end_date",
             )
-    return SessionCostMeta(as_of=as_of, version=version, window_days=days, window_end_date=end, raw=dict(meta))
+    return SessionCostMeta(
+        as_of=as_of, version=version, window_days=days, window_end_date=end, raw=dict(meta)
+    )
 
 
 def parse_cost(value: Any, *, row: int) -> Decimal:
@@ -239,7 +258,8 @@ def parse_cost(value: Any, *, row: int) -> Decimal:
     if isinstance(value, float):
         raise fail(
             f"{value!r} is a binary float and may have lost digits; decode JSON with parse_float=Decimal",
-            field=field, row=row,
+            field=field,
+            row=row,
         )
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
         raise fail(f"{value!r} ({type(value).__name__}) is not a JSON number", field=field, row=row)
@@ -263,7 +283,10 @@ def parse_page(
     data = require(payload, "data", list, where="the response")
     meta = parse_meta(require(payload, "meta", Mapping, where="the response"))
     if data and not meta.published:
-        raise fail(f"{len(data)} cell(s) in an answer whose meta says no snapshot is published", field="meta.window_end_date")
+        raise fail(
+            f"{len(data)} cell(s) in an answer whose meta says no snapshot is published",
+            field="meta.window_end_date",
+        )
     rows: list[SessionCostRow] = []
     for index, item in enumerate(data):
         where = offset + index
@@ -274,18 +297,30 @@ def parse_page(
         permaslug = require(item, "model_permaslug", str, where="a row", row=where)
         turns = require(item, "turn_range", str, where="a row", row=where)
         if "median_session_cost_usd" not in item:
-            raise fail("missing required field 'median_session_cost_usd' in a row", field="median_session_cost_usd", row=where)
+            raise fail(
+                "missing required field 'median_session_cost_usd' in a row",
+                field="median_session_cost_usd",
+                row=where,
+            )
         cost = parse_cost(item["median_session_cost_usd"], row=where)
         if not slug or not permaslug:
-            raise fail("empty app_slug or model_permaslug", field="app_slug" if not slug else "model_permaslug", row=where)
+            raise fail(
+                "empty app_slug or model_permaslug",
+                field="app_slug" if not slug else "model_permaslug",
+                row=where,
+            )
         if turns not in TURN_RANGES:
             raise fail(
                 f"turn_range {turns!r} is not one of {', '.join(TURN_RANGES)} (the API may have added one; "
                 "upgrade the provider)",
-                field="turn_range", row=where,
+                field="turn_range",
+                row=where,
             )
-        for field, sent, got in (("app_slug", app_slug, slug), ("model_permaslug", model, permaslug),
-                                 ("turn_range", turn_range, turns)):
+        for field, sent, got in (
+            ("app_slug", app_slug, slug),
+            ("model_permaslug", model, permaslug),
+            ("turn_range", turn_range, turns),
+        ):
             if sent is not None and got != sent:
                 raise fail(f"{got!r} in an answer filtered on {sent!r}", field=field, row=where)
         rows.append(SessionCostRow(slug, name, permaslug, turns, cost))
@@ -318,11 +353,14 @@ def join_pages(
                 raise fail(
                     f"the cell (app_slug={row.app_slug!r}, model={row.model_permaslug!r}, "
                     f"turn_range={row.turn_range!r}) appears twice (rows {seen[row.cell]} and {len(rows)})",
-                    field="model_permaslug", row=len(rows),
+                    field="model_permaslug",
+                    row=len(rows),
                 )
             seen[row.cell] = len(rows)
             rows.append(row)
-    return SessionCost(meta=meta, rows=tuple(rows), capped=capped, truncated=truncated, requests=tuple(requests))
+    return SessionCost(
+        meta=meta, rows=tuple(rows), capped=capped, truncated=truncated, requests=tuple(requests)
+    )
 
 
 # ------------------------------------------------------------------ weekly cadence
@@ -355,12 +393,23 @@ def filter_segments(app_slug: str | None, model: str | None, turn_range: str | N
     ]
 
 
-def partition_key(window_end: date, app_slug: str | None = None, model: str | None = None, turn_range: str | None = None) -> str:
+def partition_key(
+    window_end: date,
+    app_slug: str | None = None,
+    model: str | None = None,
+    turn_range: str | None = None,
+) -> str:
     """``session_cost/window_end=YYYY-MM-DD``, then ``app_slug=``, ``model=``, ``turn_range=`` when set.
 
     ``model=anthropic%2Fclaude-4.8-opus``: the permaslug's ``/`` (and ``:``) are %-escaped, Hive style.
     """
-    return "/".join([DIRECTORY, f"window_end={window_end.isoformat()}", *filter_segments(app_slug, model, turn_range)])
+    return "/".join(
+        [
+            DIRECTORY,
+            f"window_end={window_end.isoformat()}",
+            *filter_segments(app_slug, model, turn_range),
+        ]
+    )
 
 
 # ------------------------------------------------------------------ waiting for a snapshot
