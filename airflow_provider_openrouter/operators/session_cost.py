@@ -114,7 +114,9 @@ class SessionCostOperator(OpenRouterDatasetOperator):
             raise InvalidParameterError(f"Task {task!r}: {exc}") from None
         super().__init__(output_uri=output_uri, **kwargs)
 
-    def serialise(self, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, None]:
+    def serialise(
+        self, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]]
+    ) -> tuple[bytes, None]:
         """JSON Lines with ``median_session_cost_usd`` as a number literal carrying every digit."""
         return formats.exact_jsonl_bytes(records), None
 
