@@ -307,6 +307,37 @@ class OpenRouterHook(BaseHook):
         )
         return result
 
+    # ------------------------------------------------------------------ session-cost probe
+    def probe_session_cost(
+        self, *, deadline: float | None = None
+    ) -> session_cost.SessionCostMeta | probe.RetryAt | probe.TransientFailure:
+        """Spend one probe on which session-cost snapshot is published: one cell, no filter.
+
+        Returns the answer's validated ``meta`` (``meta.published`` False when none is),
+        :class:`~airflow_provider_openrouter.runtime.probe.RetryAt` (rate limit or daily quota) or
+        ``TransientFailure`` (server or network trouble past the retry policy). A rejected key, an
+        invalid answer or another refusal is raised. ``deadline`` (seconds) bounds this call.
+        """
+        client = self.get_conn()
+        try:
+            payload = client.get(session_cost.PATH, dict(session_cost.PROBE_PARAMS), deadline=deadline)
+        except OpenRouterError as exc:
+            return _session_cost_refusal(exc)
+        with client.redacting():
+            return session_cost.parse_probe(payload)
+
+    async def aprobe_session_cost(
+        self, *, deadline: float | None = None
+    ) -> session_cost.SessionCostMeta | probe.RetryAt | probe.TransientFailure:
+        """:meth:`probe_session_cost` for the triggerer: the same request, policy and outcomes."""
+        client = await self.aget_conn()
+        try:
+            payload = await client.aget(session_cost.PATH, dict(session_cost.PROBE_PARAMS), deadline=deadline)
+        except OpenRouterError as exc:
+            return _session_cost_refusal(exc)
+        with client.redacting():
+            return session_cost.parse_probe(payload)
+
     # ------------------------------------------------------------------ analytics (beta)
     #: Extra holding the management key itself. Airflow hides extras whose name contains
     #: ``api_key`` in the UI, the API and logs; the hook masks it explicitly as well.
@@ -478,6 +509,15 @@ def _probe_refusal(error: OpenRouterError, day: date) -> probe.ProbeOutcome:
         return probe.RetryAt(error.retry_at, str(error))
     if isinstance(error, BadRequestError) and probe.is_not_served_yet(error):
         return probe.NotServedYet(probe.ProbeResult(day, False, None, None), error.api_message)
+    if isinstance(error, ServerError):
+        return probe.TransientFailure(str(error))
+    raise error
+
+
+def _session_cost_refusal(error: OpenRouterError) -> probe.RetryAt | probe.TransientFailure:
+    """The outcome an error of the session-cost probe stands for; errors no later probe can cure are raised."""
+    if isinstance(error, RateLimitedError):
+        return probe.RetryAt(error.retry_at, str(error))
     if isinstance(error, ServerError):
         return probe.TransientFailure(str(error))
     raise error

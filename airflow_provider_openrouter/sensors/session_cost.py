@@ -31,8 +31,6 @@ from airflow_provider_openrouter.exceptions import (
     InvalidParameterError,
     InvalidResponseError,
     OpenRouterError,
-    RateLimitedError,
-    ServerError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.runtime import probe, session_cost_memory
@@ -47,7 +45,6 @@ from airflow_provider_openrouter.windows.intervals import ONE_DAY, day_complete_
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
-    from airflow_provider_openrouter.api.client import OpenRouterClient
 
 #: Extra time given to Airflow's own deferral timeout, so that the trigger's clearer event wins.
 _DEFERRAL_GRACE = timedelta(minutes=5)
@@ -123,7 +120,7 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
         if deferrable is None:
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = bool(deferrable)
-        self._client: OpenRouterClient | None = None
+        self._hook: OpenRouterHook | None = None
         self._deadline: datetime | None = None
         self._plan: tuple[date | None, date | None, datetime | None] | None = None
         self._retry_at: datetime | None = None
@@ -133,13 +130,16 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
     def max_wait_seconds(self) -> float:
         return self.max_wait.total_seconds() if self.max_wait is not None else 6 * 3600.0
 
-    def _get_client(self) -> OpenRouterClient:
-        if self._client is None:
-            self._client = OpenRouterHook(self.openrouter_conn_id).get_conn()
-        return self._client
+    def _get_hook(self) -> OpenRouterHook:
+        if self._hook is None:
+            self._hook = OpenRouterHook(self.openrouter_conn_id)
+        return self._hook
+
+    def _base_url(self) -> str:
+        return self._get_hook().get_conn().base_url
 
     def _plan_for(self, context: Context) -> tuple[date | None, date | None, datetime | None]:
-        seen = session_cost_memory.recall(self.openrouter_conn_id, self._get_client().base_url)
+        seen = session_cost_memory.recall(self.openrouter_conn_id, self._base_url())
         return due(seen.window_end_date if seen else None, run_instant(context), self.settle)
 
     def _summary(
@@ -156,7 +156,7 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
         }
 
     def _from_memory(self, after: date | None) -> dict[str, Any]:
-        seen = session_cost_memory.recall(self.openrouter_conn_id, self._get_client().base_url)
+        seen = session_cost_memory.recall(self.openrouter_conn_id, self._base_url())
         assert seen is not None
         self.log.info(
             "The session-cost snapshot ending %s (remembered for connection %r) is the newest one due for this run: "
@@ -197,14 +197,14 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
             self._finish(None)
 
     def _finish(self, result: Any) -> Any:
-        if self._client is not None:
+        if self._hook is not None:
             self.log.info(
                 "Spent %d probe(s), %d HTTP request(s) of the account's daily quota in this try.",
                 self._probes,
-                self._client.request_count,
+                self._hook.request_count,
             )
-            self._client.close()
-            self._client = None
+            self._hook.close()
+            self._hook = None
         return result
 
     def _defer(self, after: date | None, not_before: datetime | None) -> None:
@@ -271,22 +271,20 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
 
     def _probe(self, after: date | None) -> session_cost.SessionCostMeta | None:
         """Spend one probe; None if the API asked to wait (``_retry_at`` set) or failed transiently."""
-        client = self._get_client()
+        hook = self._get_hook()
         self._probes += 1
         self._retry_at = None
-        try:
-            payload = client.get(session_cost.PATH, dict(session_cost.PROBE_PARAMS))
-            with client.redacting():
-                meta = session_cost.parse_probe(payload)
-        except RateLimitedError as exc:
-            self._retry_at = exc.retry_at
-            self.log.warning("Probe %d was refused: %s", self._probes, exc)
+        outcome = hook.probe_session_cost()
+        if isinstance(outcome, probe.RetryAt):
+            self._retry_at = outcome.moment
+            self.log.warning("Probe %d was refused: %s", self._probes, outcome.reason)
             return None
-        except ServerError as exc:
-            self.log.warning("Probe %d failed (%s); backing off.", self._probes, exc)
+        if isinstance(outcome, probe.TransientFailure):
+            self.log.warning("Probe %d failed (%s); backing off.", self._probes, outcome.reason)
             return None
+        meta = outcome
         self.log.info("Probe %d: %s.", self._probes, meta.describe())
-        seen = session_cost_memory.from_meta(meta, client.base_url)
+        seen = session_cost_memory.from_meta(meta, self._base_url())
         if seen is not None:
             session_cost_memory.remember(self.openrouter_conn_id, seen)
         return meta

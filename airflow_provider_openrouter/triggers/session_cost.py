@@ -1,8 +1,9 @@
 """OpenRouterSessionCostTrigger: wait in the triggerer for a session-cost snapshot newer than a day.
 
 It makes no request before ``not_before`` (the instant from which the awaited weekly snapshot can
-exist), then probes ``GET /datasets/session-cost?limit=1&offset=0`` through the same paced,
-retrying HTTP layer as the hook, backing off between probes. A 429 or a spent daily quota waits
+exist), then probes ``GET /datasets/session-cost?limit=1&offset=0`` with
+:meth:`OpenRouterHook.aprobe_session_cost <airflow_provider_openrouter.hooks.openrouter.OpenRouterHook.aprobe_session_cost>`
+(the hook's paced, retrying HTTP path), backing off between probes. A 429 or a spent daily quota waits
 for the advertised ``retry_at``. Everything is bounded by an absolute deadline.
 """
 
@@ -10,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_openrouter.api.datasets import session_cost
-from airflow_provider_openrouter.api.retry import RetryPolicy
-from airflow_provider_openrouter.exceptions import OpenRouterError, RateLimitedError, ServerError
+from airflow_provider_openrouter.exceptions import OpenRouterError
+from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.runtime import probe
 from airflow_provider_openrouter.runtime.as_of_memory import public_base_url
 
@@ -126,18 +126,14 @@ class OpenRouterSessionCostTrigger(BaseTrigger):
             await _sleep_until(self.not_before)
 
         try:
-            from airflow.sdk import BaseHook
-
-            from airflow_provider_openrouter.hooks.openrouter import client_from_connection
-
-            client = client_from_connection(await BaseHook.aget_connection(self.openrouter_conn_id))
+            hook = OpenRouterHook(self.openrouter_conn_id)
+            client = await hook.aget_conn()
         except Exception as exc:
             yield event(
                 ERROR,
                 f"Cannot use connection {self.openrouter_conn_id!r}: {type(exc).__name__}: {exc}",
             )
             return
-        policy = client.policy or RetryPolicy()
 
         while True:
             remaining = (self.deadline - probe.utcnow()).total_seconds()
@@ -148,32 +144,29 @@ class OpenRouterSessionCostTrigger(BaseTrigger):
                     f"{f'; last seen: {last.describe()}' if last else ''}",
                 )
                 return
-            client.policy = replace(policy, deadline=remaining)
             retry_at: datetime | None = None
+            probes += 1
             try:
-                probes += 1
-                payload = await asyncio.wait_for(
-                    client.aget(session_cost.PATH, dict(session_cost.PROBE_PARAMS)),
-                    timeout=remaining,
+                outcome = await asyncio.wait_for(
+                    hook.aprobe_session_cost(deadline=remaining), timeout=remaining
                 )
-                with client.redacting():
-                    last = session_cost.parse_probe(payload)
             except asyncio.TimeoutError:
                 continue  # the deadline fell during this probe: the loop reports it
-            except RateLimitedError as exc:
-                retry_at = exc.retry_at or probe.utcnow() + timedelta(seconds=self.poke_interval)
-                self.log.warning(
-                    "Probe %d was refused (%s); waiting until %s.",
-                    probes,
-                    exc,
-                    retry_at.isoformat(),
-                )
-            except ServerError as exc:
-                self.log.warning("Probe %d failed (%s); backing off.", probes, exc)
             except OpenRouterError as exc:
                 yield event(ERROR, str(exc))
                 return
+            if isinstance(outcome, probe.RetryAt):
+                retry_at = outcome.moment or probe.utcnow() + timedelta(seconds=self.poke_interval)
+                self.log.warning(
+                    "Probe %d was refused (%s); waiting until %s.",
+                    probes,
+                    outcome.reason,
+                    retry_at.isoformat(),
+                )
+            elif isinstance(outcome, probe.TransientFailure):
+                self.log.warning("Probe %d failed (%s); backing off.", probes, outcome.reason)
             else:
+                last = outcome
                 if session_cost.is_newer(last, self.after):
                     yield event(SUCCESS, f"{last.describe()} after {probes} probe(s)")
                     return

@@ -224,3 +224,30 @@ def test_api_rejections_and_the_key_never_in_logs(
         "1200 cell(s) in 3 request(s), snapshot v1 of 30 day(s) ending 2026-02-23"
         in caplog.text + out.out + out.err
     )
+
+
+def test_probe_outcomes(hook: OpenRouterHook, emulator: Any) -> None:
+    from airflow_provider_openrouter.api.datasets.session_cost import SessionCostMeta
+    from airflow_provider_openrouter.runtime import probe
+
+    meta = hook.probe_session_cost()
+    assert isinstance(meta, SessionCostMeta) and meta.window_end_date == END
+    assert emulator.requests[-1]["params"] == {"limit": "1", "offset": "0"}
+    emulator.set_session_cost(published=False)
+    assert hook.probe_session_cost().published is False  # type: ignore[union-attr]
+    emulator.inject(
+        "429", times=1, path=PATH, retry_after=3600, message="Daily request limit exceeded"
+    )
+    refused = hook.probe_session_cost()
+    assert isinstance(refused, probe.RetryAt) and refused.moment is not None
+    emulator.inject("503", times=None, path=PATH)
+    assert isinstance(hook.probe_session_cost(), probe.TransientFailure)
+    emulator.reset()
+    emulator.inject(
+        "payload",
+        times=1,
+        path=PATH,
+        body={"data": [], "meta": {"as_of": "2026-03-01T02:00:00Z", "version": "v1"}},
+    )
+    with pytest.raises(InvalidResponseError, match="window_days"):
+        hook.probe_session_cost()
