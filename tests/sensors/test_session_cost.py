@@ -207,3 +207,33 @@ def test_parse_time_checks() -> None:
     with pytest.raises(ValueError, match="settle"):
         OpenRouterSessionCostSensor(task_id="w", settle=timedelta(hours=-1))
     assert OpenRouterSessionCostSensor(task_id="w", deferrable=True).deferrable is True
+
+
+def test_the_snapshot_due_for_a_run() -> None:
+    from airflow_provider_openrouter.sensors.session_cost import due
+
+    monday, utc = date(2026, 11, 16), timezone.utc
+    assert due(None, datetime(2026, 11, 25, tzinfo=utc), timedelta(0)) == (
+        None,
+        None,
+        None,
+    )  # ask once
+    tuesday_3am = datetime(2026, 11, 24, 3, tzinfo=utc)
+    assert due(monday, tuesday_3am, timedelta(hours=2)) == (
+        date(2026, 11, 23),
+        monday,
+        datetime(2026, 11, 24, 2, tzinfo=utc),
+    )
+    assert due(monday, tuesday_3am, timedelta(hours=4)) == (
+        None,
+        monday,
+        None,
+    )  # not over + settle yet
+    assert due(monday, datetime(2026, 11, 24, tzinfo=utc), timedelta(0)) == (
+        date(2026, 11, 23),
+        monday,
+        datetime(2026, 11, 24, tzinfo=utc),
+    )
+    assert due(monday, datetime(2026, 12, 9, tzinfo=utc), timedelta(0))[0] == date(
+        2026, 12, 7
+    )  # weeks missed
