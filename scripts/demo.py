@@ -105,7 +105,7 @@ def _pump(stream: IO[str], log: IO[str], lines: queue.Queue[str | None]) -> None
 
 #: Task log messages worth showing while a run progresses (what the sensor spent, reuse of its probe).
 _NOTEWORTHY = ("is complete. Spent", "was already proven complete", "Reusing the as_of sensor's probe",
-               "New session-cost snapshot", "is the newest one due", "already landed with identical data",
+               "Found the session-cost snapshot due", "is the newest one due", "already landed with identical data",
                "no session-cost snapshot published")
 
 

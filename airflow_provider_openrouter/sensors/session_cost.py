@@ -290,7 +290,11 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
         return meta
 
     def _succeed(self, after: date | None, meta: session_cost.SessionCostMeta) -> dict[str, Any]:
-        self.log.info("New session-cost %s. Spent %d probe(s).", meta.describe(), self._probes)
+        self.log.info(
+            "Found the session-cost snapshot due: %s. Spent %d probe(s).",
+            meta.describe(),
+            self._probes,
+        )
         return self._summary(after, meta.raw, "probe")
 
     # ------------------------------------------------------------------ resume
