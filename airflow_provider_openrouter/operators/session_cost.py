@@ -17,7 +17,7 @@ wait for the next snapshot without spending requests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,8 @@ from airflow_provider_openrouter.api.datasets import session_cost
 from airflow_provider_openrouter.exceptions import InvalidParameterError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.lake import formats
-from airflow_provider_openrouter.lake.manifest import SESSION_COST
+from airflow_provider_openrouter.lake.land import file_facts
+from airflow_provider_openrouter.lake.manifest import SESSION_COST, build_manifest
 from airflow_provider_openrouter.operators.base import (
     Fetch,
     Landing,
@@ -38,6 +39,9 @@ from airflow_provider_openrouter.runtime import session_cost_memory
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_openrouter.lake.storage import StagedPartition
+    from airflow_provider_openrouter.windows.intervals import Window
 
 __all__ = ["SessionCostOperator"]
 
@@ -120,6 +124,28 @@ class SessionCostOperator(OpenRouterDatasetOperator):
         """JSON Lines with ``median_session_cost_usd`` as a number literal carrying every digit."""
         return formats.exact_jsonl_bytes(records), None
 
+    def manifest(
+        self,
+        partition: StagedPartition,
+        fetch: Fetch,
+        days: Window,
+        run_window: Window,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The base manifest with this dataset's caveats (medians per harness, not token counts)."""
+        return build_manifest(
+            dataset=self.dataset,
+            window=days,
+            run_window=run_window,
+            request_path=self.request_path,
+            request_params=fetch.params,
+            meta=fetch.meta,
+            fetched_at=fetch.fetched_at,
+            caveats=session_cost.CAVEATS,
+            extra=extra,
+            **file_facts(partition),
+        )
+
     def _filters(self) -> tuple[str | None, str | None, str | None]:
         return (self.app_slug or None, self.model or None, self.turn_range or None)
 
@@ -199,7 +225,6 @@ class SessionCostOperator(OpenRouterDatasetOperator):
                     "capped": result.capped,
                     "truncated": result.truncated,
                     "public_page": session_cost.PUBLIC_PAGE,
-                    "caveats": session_cost.CAVEATS,
                     "numbers": NUMBERS,
                 },
             )
