@@ -18,8 +18,12 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/python scripts/demo.py
 
-bench: $(STAMP)
-	$(VENV)/bin/python benchmarks/hook_overhead.py
+$(VENV)/.installed-bench: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet --progress-bar off -e ".[test,bench]"
+	touch $(VENV)/.installed-bench
+
+bench: $(VENV)/.installed-bench
+	$(VENV)/bin/python benchmarks/hook_speed.py
 
 clean:
 	rm -rf $(VENV) .airflow data
