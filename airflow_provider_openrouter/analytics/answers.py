@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_openrouter.exceptions import InvalidResponseError
 from airflow_provider_openrouter.api.answers import invalid_response
@@ -166,10 +167,7 @@ _PLAIN_OR_DECIMAL = _PLAIN | {Decimal}
 
 
 def _check_row(item: Any, index: int, query: AnalyticsQuery | None) -> dict[str, Any]:
-    if type(item) is dict and _plain_values(item):
-        row = dict(item)
-    else:
-        row = _checked_values(item, index)
+    row = dict(item) if type(item) is dict and _plain_values(item) else _checked_values(item, index)
     if query is not None:
         for name in (*query.dimensions, *query.metrics):
             if name not in row:

@@ -7,9 +7,10 @@ it. Unknown extra fields are tolerated.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from airflow_provider_openrouter.exceptions import InvalidResponseError
 from airflow_provider_openrouter.windows.intervals import Window

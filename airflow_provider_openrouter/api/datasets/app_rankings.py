@@ -7,10 +7,11 @@ Pure, so that a typo fails when a DAG is parsed, not when a run spends a request
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from airflow_provider_openrouter.api.answers import (
     DatasetMeta,
@@ -190,7 +191,7 @@ def _fast_page(data: list[Any], offset: int) -> list[AppRankingRow] | None:
         or ranks != list(range(offset + 1, offset + 1 + len(data)))
     ):
         return None
-    return list(map(_new_row, repeat(AppRankingRow), zip(ids, names, ranks, requests, tokens)))
+    return list(map(_new_row, repeat(AppRankingRow), zip(ids, names, ranks, requests, tokens, strict=True)))
 
 
 def _checked_page(data: list[Any], offset: int) -> list[AppRankingRow]:

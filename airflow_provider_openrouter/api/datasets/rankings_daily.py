@@ -6,11 +6,12 @@ partition layout in the lake and its citation. Pure; the hook sends the requests
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from itertools import compress, count, islice, repeat
 from operator import eq, ge, gt, itemgetter, ne
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from airflow_provider_openrouter.api.answers import (
     DatasetMeta,
@@ -148,7 +149,7 @@ def _fast_rows(data: list[Any], meta: DatasetMeta) -> tuple[RankingsDailyRow, ..
                     return None
         days += repeat(day, size)
         previous, begin = day, stop
-    return tuple(map(_new_row, repeat(RankingsDailyRow), zip(days, slugs, counts)))
+    return tuple(map(_new_row, repeat(RankingsDailyRow), zip(days, slugs, counts, strict=True)))
 
 
 def _checked_rows(data: list[Any], meta: DatasetMeta) -> tuple[RankingsDailyRow, ...]:
