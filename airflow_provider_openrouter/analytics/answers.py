@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_openrouter.exceptions import InvalidResponseError
 from airflow_provider_openrouter.api.answers import invalid_response
@@ -159,7 +160,35 @@ def _number(value: Any, *, field: str) -> int | Decimal:
     return value
 
 
+#: Exact value types a row may hold without a closer look (``bool`` is accepted as a scalar, as an
+#: ``int`` subclass; only metric values must be numbers).
+_PLAIN = frozenset({str, int, bool, type(None)})
+_PLAIN_OR_DECIMAL = _PLAIN | {Decimal}
+
+
 def _check_row(item: Any, index: int, query: AnalyticsQuery | None) -> dict[str, Any]:
+    row = dict(item) if type(item) is dict and _plain_values(item) else _checked_values(item, index)
+    if query is not None:
+        for name in (*query.dimensions, *query.metrics):
+            if name not in row:
+                raise _invalid(f"missing requested field {name!r}", field=name, row=index)
+        for name in query.metrics:
+            value = row[name]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, Decimal))):
+                raise _invalid(f"metric value {value!r} ({type(value).__name__}) is not a number", field=name, row=index)
+    return row
+
+
+def _plain_values(item: dict[str, Any]) -> bool:
+    """True when every value is a plain scalar (a ``Decimal`` must also be finite)."""
+    kinds = set(map(type, item.values()))
+    if kinds <= _PLAIN:
+        return True
+    return kinds <= _PLAIN_OR_DECIMAL and all(v.is_finite() for v in item.values() if type(v) is Decimal)
+
+
+def _checked_values(item: Any, index: int) -> dict[str, Any]:
+    """Value by value: a copy of a valid row, else the error naming the row and field."""
     if not isinstance(item, Mapping):
         raise _invalid(f"row is {type(item).__name__}, not an object", row=index)
     row: dict[str, Any] = {}
@@ -171,14 +200,6 @@ def _check_row(item: Any, index: int, query: AnalyticsQuery | None) -> dict[str,
         if not (value is None or isinstance(value, (str, int, Decimal))):
             raise _invalid(f"{value!r} ({type(value).__name__}) is not a scalar", field=key, row=index)
         row[key] = value
-    if query is not None:
-        for name in (*query.dimensions, *query.metrics):
-            if name not in row:
-                raise _invalid(f"missing requested field {name!r}", field=name, row=index)
-        for name in query.metrics:
-            value = row[name]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, Decimal))):
-                raise _invalid(f"metric value {value!r} ({type(value).__name__}) is not a number", field=name, row=index)
     return row
 
 

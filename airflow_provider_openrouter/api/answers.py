@@ -7,9 +7,10 @@ it. Unknown extra fields are tolerated.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from airflow_provider_openrouter.exceptions import InvalidResponseError
 from airflow_provider_openrouter.windows.intervals import Window
@@ -45,6 +46,11 @@ fail = invalid_response
 
 def parse_count(value: Any, *, field: str, row: int | None = None) -> int:
     """An exact non-negative integer from a digits-only string or a JSON integer, never via float."""
+    kind = type(value)
+    if kind is str and value.isascii() and value.isdigit():  # the API's form; "" is not a digit string
+        return int(value)
+    if kind is int and value >= 0:
+        return value
     if isinstance(value, str):
         if value and value.isascii() and value.isdigit():
             return int(value)
@@ -52,6 +58,23 @@ def parse_count(value: Any, *, field: str, row: int | None = None) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     raise fail(f"{value!r} ({type(value).__name__}) is not an exact non-negative integer", field=field, row=row)
+
+
+def exact_counts(values: list[Any]) -> list[int] | None:
+    """A column of counts as :func:`parse_count` reads them, or None unless every value is a plain
+    digits-only ``str`` or every value a plain non-negative ``int`` (then check value by value)."""
+    kinds = set(map(type, values))
+    if kinds == _STR:
+        digits = "".join(values)
+        if digits.isascii() and digits.isdigit() and all(values):
+            return list(map(int, values))
+        return None
+    if kinds == _INT and min(values) >= 0:
+        return list(values)
+    return None if values else []
+
+
+_STR, _INT = {str}, {int}
 
 def parse_date(value: Any, *, field: str, row: int | None = None) -> date:
     if isinstance(value, str) and len(value) == 10:
@@ -75,12 +98,14 @@ def require(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, 
     if key not in obj:
         raise fail(f"missing required field {key!r} in {where}", field=key, row=row)
     value = obj[key]
+    if type(value) is kind and kind is not bool:
+        return value
     if not isinstance(value, kind) or isinstance(value, bool):
         raise fail(f"{value!r} has type {type(value).__name__}", field=key, row=row)
     return value
 
 def envelope(payload: Any) -> tuple[list[Any], Mapping[str, Any]]:
-    if not isinstance(payload, Mapping):
+    if type(payload) is not dict and not isinstance(payload, Mapping):
         raise fail(f"expected a JSON object, got {type(payload).__name__}")
     data = require(payload, "data", list, where="the response")
     meta = require(payload, "meta", Mapping, where="the response")

@@ -103,3 +103,29 @@ def test_without_a_query_rows_are_free_form_but_still_scalar_and_exact() -> None
     assert result.rows == [{"anything": "x", "n": None, "v": Decimal("0.000123456789")}]
     with pytest.raises(InvalidResponseError, match="binary float"):
         parse_query_response(answer([{"v": 0.1}]))
+
+
+class _Row(dict):
+    pass
+
+
+@pytest.mark.parametrize(
+    "value,field",
+    [(0.1, "cost"), (1.0, "cost"), (Decimal("NaN"), "cost"), (Decimal("Infinity"), "cost"), (Decimal("-Infinity"), "cost"),
+     ([1], "cost"), ({"v": 1}, "cost"), (b"1", "cost"), (True, "cost"), ("1", "cost"), (0.5, "model"), ([], "model")],
+    ids=repr,
+)
+def test_every_value_rule_is_kept_on_the_fast_path(value: Any, field: str) -> None:
+    row = {"model": "m", "request_count": 1, "cost": Decimal("0.5")}
+    row[field] = value
+    with pytest.raises(InvalidResponseError) as info:
+        parse_query_response(answer([{"model": "m", "request_count": 2, "cost": 1}, row]), QUERY)
+    assert (info.value.field, info.value.row) == (field, 1)
+
+
+def test_plain_rows_subclasses_and_booleans_are_read_alike() -> None:
+    rows = [{"model": "m", "request_count": 1, "cost": Decimal("0.5"), "flag": True, "note": None},
+            _Row(model="n", request_count=2, cost=3, flag=False, note="x")]
+    result = parse_query_response(answer(rows), QUERY)
+    assert result.rows == [dict(r) for r in rows] and all(type(r) is dict for r in result.rows)
+    assert result.rows[0] is not rows[0]  # a copy: the answer's dicts are not handed out

@@ -7,10 +7,21 @@ Pure, so that a typo fails when a DAG is parsed, not when a run spends a request
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, NamedTuple
 
-from airflow_provider_openrouter.api.answers import DatasetMeta, envelope, fail, parse_count, parse_meta, require
+from airflow_provider_openrouter.api.answers import (
+    DatasetMeta,
+    envelope,
+    exact_counts,
+    fail,
+    parse_count,
+    parse_meta,
+    require,
+)
 from airflow_provider_openrouter.api.endpoints import window_params
 from airflow_provider_openrouter.exceptions import InvalidParameterError
 from airflow_provider_openrouter.windows.intervals import Window
@@ -107,9 +118,8 @@ def app_pages(max_apps: int) -> list[tuple[int, int]]:
         offset += limit
     return pages
 
-@dataclass(frozen=True, slots=True)
-class AppRankingRow:
-    """One app's position and totals inside a window."""
+class AppRankingRow(NamedTuple):
+    """One app's position and totals inside a window (an immutable named tuple)."""
 
     app_id: int
     app_name: str
@@ -126,6 +136,7 @@ class AppRankingRow:
             "total_tokens": self.total_tokens,
         }
 
+
 @dataclass(frozen=True)
 class AppRankings:
     """Validated app rankings, all pages joined; ``capped`` means the 200-app ceiling was hit."""
@@ -141,9 +152,50 @@ class AppRankings:
         return self.meta.window != Window(self.requested.start, self.requested.end)
 
 def parse_app_rankings_page(payload: Any, offset: int) -> tuple[DatasetMeta, list[AppRankingRow]]:
-    """Validate one app-rankings page: ranks must run ``offset + 1, offset + 2, ...`` without gaps."""
+    """Validate one app-rankings page: ranks must run ``offset + 1, offset + 2, ...`` without gaps.
+
+    A page of plain ``dict``/``str``/``int`` values is checked column by column; anything else is
+    re-checked row by row, which names the row and field of the first broken rule.
+    """
     data, raw_meta = envelope(payload)
     meta = parse_meta(raw_meta)
+    rows = _fast_page(data, offset)
+    if rows is None:
+        rows = _checked_page(data, offset)
+    return meta, rows
+
+
+_APP_ID, _APP_NAME, _RANK = itemgetter("app_id"), itemgetter("app_name"), itemgetter("rank")
+_REQUESTS, _TOKENS = itemgetter("total_requests"), itemgetter("total_tokens")
+_DICT, _STR, _INT = {dict}, {str}, {int}
+_new_row = tuple.__new__
+
+
+def _fast_page(data: list[Any], offset: int) -> list[AppRankingRow] | None:
+    """The rows of a valid page of plain values, or None to re-check row by row."""
+    if not data:
+        return []
+    if set(map(type, data)) != _DICT:
+        return None
+    try:
+        ids, names, ranks = list(map(_APP_ID, data)), list(map(_APP_NAME, data)), list(map(_RANK, data))
+        requests, tokens = exact_counts(list(map(_REQUESTS, data))), exact_counts(list(map(_TOKENS, data)))
+    except KeyError:
+        return None
+    if (
+        requests is None
+        or tokens is None
+        or set(map(type, ids)) != _INT
+        or set(map(type, names)) != _STR
+        or set(map(type, ranks)) != _INT
+        or ranks != list(range(offset + 1, offset + 1 + len(data)))
+    ):
+        return None
+    return list(map(_new_row, repeat(AppRankingRow), zip(ids, names, ranks, requests, tokens, strict=True)))
+
+
+def _checked_page(data: list[Any], offset: int) -> list[AppRankingRow]:
+    """Row by row: the rows of a valid page, else :class:`InvalidResponseError` naming row and field."""
     rows: list[AppRankingRow] = []
     for index, item in enumerate(data):
         if not isinstance(item, Mapping):
@@ -157,7 +209,8 @@ def parse_app_rankings_page(payload: Any, offset: int) -> tuple[DatasetMeta, lis
         if rank != offset + index + 1:
             raise fail(f"rank {rank} where {offset + index + 1} was expected; ranks are absolute across pages", field="rank", row=where)
         rows.append(AppRankingRow(app_id, name, rank, requests, tokens))
-    return meta, rows
+    return rows
+
 
 def join_app_pages(
     pages: Sequence[tuple[DatasetMeta, list[AppRankingRow]]],

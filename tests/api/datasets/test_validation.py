@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_openrouter.exceptions import InvalidResponseError
+from airflow_provider_openrouter.api.answers import exact_counts, parse_count, parse_meta
+from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
 from airflow_provider_openrouter.api.datasets.app_rankings import join_app_pages, parse_app_rankings_page
-from airflow_provider_openrouter.api.answers import parse_count
+from airflow_provider_openrouter.exceptions import InvalidResponseError
 from airflow_provider_openrouter.api.datasets.rankings_daily import parse_rankings_daily
 from airflow_provider_openrouter.windows.intervals import Window
 
@@ -144,9 +145,18 @@ def test_parse_count_accepts_exact_integers_only() -> None:
     assert parse_count("0", field="f") == 0
     assert parse_count(str(10**30), field="f") == 10**30
     assert parse_count(42, field="f") == 42
-    for bad in ("1e3", " 1", "0x10", -1, 1.0, None, False):
+    assert parse_count(Count(7), field="f") == 7 and parse_count(Text("8"), field="f") == 8
+    for bad in ("1e3", " 1", "0x10", -1, 1.0, None, False, True, "", "１２", "²", Text("-1"), Decimal(3)):
         with pytest.raises(InvalidResponseError):
             parse_count(bad, field="f")
+
+
+def test_exact_counts_reads_only_plain_columns() -> None:
+    assert exact_counts(["0", "12", str(10**30)]) == [0, 12, 10**30]
+    assert exact_counts([0, 5, 2**64]) == [0, 5, 2**64]
+    assert exact_counts([]) == []
+    for column in (["1", ""], ["1", "²"], ["1", "１"], ["1", 2], [1, -1], [1, True], [1.0], [Count(1)], [Text("1")]):
+        assert exact_counts(column) is None, column
 
 
 def app_page(offset: int, n: int, *, start_id: int = 1000) -> dict[str, Any]:
@@ -198,3 +208,199 @@ def test_app_fields_are_typed(field: str, value: Any) -> None:
     with pytest.raises(InvalidResponseError) as info:
         parse_app_rankings_page(page, 0)
     assert info.value.field == field and info.value.row == 0
+
+
+# --------------------------------------------------------------------------- the fast paths
+# parse_rankings_daily and parse_app_rankings_page check a whole answer column by column when its
+# values are plain dict/str/int, and hand anything unusual to the row-by-row checks. These tests pin
+# that the fast pass never accepts what the row-by-row pass rejects, and gives the same rows.
+
+
+class Text(str):
+    pass
+
+
+class Count(int):
+    pass
+
+
+class Row(dict):
+    pass
+
+
+def fast_and_checked(payload: dict[str, Any]) -> tuple[Any, Any]:
+    meta = parse_meta(payload["meta"])
+    fast = rankings_daily._fast_rows(payload["data"], meta)
+    try:
+        checked: Any = rankings_daily._checked_rows(payload["data"], meta)
+    except InvalidResponseError as exc:
+        checked = exc
+    return fast, checked
+
+
+BAD_TOKENS = ["12.5", "-5", "", " 1", "1 ", "+1", "1_000", "0x10", "1e3", "１２", "²", "١٢", "12\n",
+              -1, True, False, 1.5e16, 15.0, Decimal("15"), None, [1], {"n": 1}]
+
+
+@pytest.mark.parametrize("value", BAD_TOKENS, ids=repr)
+@pytest.mark.parametrize("row", [0, 3, 4])
+def test_every_bad_count_is_rejected_on_the_fast_path(value: Any, row: int) -> None:
+    payload = mutate(("data", row, "total_tokens"), value)
+    fast, checked = fast_and_checked(payload)
+    assert fast is None and isinstance(checked, InvalidResponseError)
+    with pytest.raises(InvalidResponseError) as info:
+        parse_rankings_daily(payload, REQUESTED)
+    assert (info.value.field, info.value.row) == ("total_tokens", row)
+
+
+@pytest.mark.parametrize(
+    "path,value,field",
+    [
+        (("data", 1, "date"), 20260510, "date"),
+        (("data", 1, "date"), "2026-5-10", "date"),
+        (("data", 4, "date"), "20260511", "date"),  # ISO basic format: fromisoformat reads it, the rule does not
+        (("data", 1, "date"), "2026-05-10T00:00:00", "date"),
+        (("data", 1, "date"), " 2026-05-10", "date"),
+        (("data", 1, "date"), None, "date"),
+        (("data", 1, "date"), KeyError, "date"),
+        (("data", 4, "date"), "2026-05-12", "date"),
+        (("data", 1, "model_permaslug"), None, "model_permaslug"),
+        (("data", 1, "model_permaslug"), b"a/tie", "model_permaslug"),
+        (("data", 1, "model_permaslug"), True, "model_permaslug"),
+        (("data", 3, "model_permaslug"), "openai/gpt-4o", "model_permaslug"),
+        (("data", 2, "total_tokens"), KeyError, "total_tokens"),
+        (("data", 2, "total_tokens"), "501", "total_tokens"),
+        (("data", 0, "total_tokens"), "499", "total_tokens"),
+        (("data", 0), ["2026-05-10", "openai/gpt-4o", BIG], None),
+        (("data", 0), None, None),
+    ],
+)
+def test_every_rule_is_kept_on_the_fast_path(path: tuple[Any, ...], value: Any, field: str | None) -> None:
+    payload = mutate(path, value)
+    fast, checked = fast_and_checked(payload)
+    assert fast is None and isinstance(checked, InvalidResponseError)
+    with pytest.raises(InvalidResponseError) as info:
+        parse_rankings_daily(payload, REQUESTED)
+    assert info.value.field == field
+
+
+def test_other_row_in_the_middle_and_twice_are_rejected_on_the_fast_path() -> None:
+    for rows in (
+        [("a/m", "9"), ("other", "1"), ("b/m", "5")],
+        [("a/m", "9"), ("other", "1"), ("other", "1")],
+        [("other", "1"), ("a/m", "9")],
+    ):
+        payload = {"data": [{"date": DAY1, "model_permaslug": s, "total_tokens": t} for s, t in rows],
+                   "meta": rankings_payload()["meta"]}
+        fast, checked = fast_and_checked(payload)
+        assert fast is None and isinstance(checked, InvalidResponseError), rows
+
+
+def test_a_date_repeated_after_a_later_one_is_rejected_on_the_fast_path() -> None:
+    payload = rankings_payload()
+    payload["data"].append({"date": DAY1, "model_permaslug": "late/model", "total_tokens": "1"})
+    fast, checked = fast_and_checked(payload)
+    assert fast is None and isinstance(checked, InvalidResponseError)
+
+
+def test_fifty_one_models_are_rejected_on_the_fast_path_and_fifty_plus_other_accepted() -> None:
+    rows = [{"date": DAY1, "model_permaslug": f"m/{i:02d}", "total_tokens": str(1000 - i)} for i in range(51)]
+    fast, checked = fast_and_checked({"data": rows, "meta": rankings_payload()["meta"]})
+    assert fast is None and isinstance(checked, InvalidResponseError)
+    rows[-1] = {"date": DAY1, "model_permaslug": "other", "total_tokens": "999999"}
+    fast, checked = fast_and_checked({"data": rows, "meta": rankings_payload()["meta"]})
+    assert fast is not None and fast == checked and fast[-1].model_permaslug == "other"
+
+
+def test_ties_are_ordered_by_permaslug_on_the_fast_path() -> None:
+    rows = [("c/m", "9"), ("a/t", "5"), ("b/t", "5"), ("c/t", "5"), ("d/m", "2")]
+    payload = {"data": [{"date": DAY1, "model_permaslug": s, "total_tokens": t} for s, t in rows],
+               "meta": rankings_payload()["meta"]}
+    fast, checked = fast_and_checked(payload)
+    assert fast is not None and fast == checked
+    payload["data"][2]["model_permaslug"], payload["data"][3]["model_permaslug"] = "c/t", "b/t"
+    fast, checked = fast_and_checked(payload)
+    assert fast is None and isinstance(checked, InvalidResponseError)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: p["data"][0].update(total_tokens=Text(BIG)),
+        lambda p: p["data"][0].update(total_tokens=Count(2**53 + 1)),
+        lambda p: p["data"][1].update(model_permaslug=Text("a/tie")),
+        lambda p: p["data"][1].update(date=Text(DAY1)),
+        lambda p: p["data"].__setitem__(2, Row(p["data"][2])),
+        lambda p: p["data"][0].update(total_tokens=2**53 + 1),  # a JSON integer beside digit strings
+        lambda p: [row.update(total_tokens=int(row["total_tokens"])) for row in p["data"]],
+    ],
+)
+def test_subclasses_and_json_integers_are_read_as_the_row_by_row_checks_read_them(change: Any) -> None:
+    payload = rankings_payload()
+    expected = parse_rankings_daily(rankings_payload(), REQUESTED).rows
+    change(payload)
+    result = parse_rankings_daily(payload, REQUESTED)
+    assert result.rows == expected
+    assert all(type(r.total_tokens) is int or isinstance(r.total_tokens, int) for r in result.rows)
+
+
+def test_fast_and_row_by_row_passes_give_identical_rows() -> None:
+    payload = rankings_payload()
+    fast, checked = fast_and_checked(payload)
+    assert fast is not None and fast == checked
+    assert [type(v) for v in fast[0]] == [date, str, int]
+    assert fast[0].to_record() == {"date": DAY1, "model_permaslug": "openai/gpt-4o", "total_tokens": 2**53 + 1}
+    assert parse_rankings_daily({"data": [], "meta": payload["meta"]}, REQUESTED).rows == ()
+
+
+def test_rows_are_immutable() -> None:
+    row = parse_rankings_daily(rankings_payload(), REQUESTED).rows[0]
+    with pytest.raises(AttributeError):
+        row.total_tokens = 1  # type: ignore[misc]
+    app = parse_app_rankings_page(app_page(0, 1), 0)[1][0]
+    with pytest.raises(AttributeError):
+        app.rank = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("app_id", True), ("app_id", 12.0), ("app_id", None), ("app_id", KeyError),
+        ("app_name", 7), ("app_name", b"x"), ("app_name", KeyError),
+        ("rank", True), ("rank", "1"), ("rank", 2), ("rank", KeyError),
+        ("total_requests", True), ("total_requests", 1.5), ("total_requests", "１"), ("total_requests", ""),
+        ("total_requests", "-1"), ("total_requests", KeyError),
+        ("total_tokens", False), ("total_tokens", 1e18), ("total_tokens", "1.0"), ("total_tokens", -5),
+        ("total_tokens", "²"), ("total_tokens", None),
+    ],
+)
+def test_app_page_rules_are_kept_on_the_fast_path(field: str, value: Any) -> None:
+    page = app_page(0, 3)
+    if value is KeyError:
+        del page["data"][0][field]
+    else:
+        page["data"][0][field] = value
+    assert app_rankings._fast_page(page["data"], 0) is None
+    with pytest.raises(InvalidResponseError) as info:
+        parse_app_rankings_page(page, 0)
+    assert (info.value.field, info.value.row) == (field, 0)
+
+
+def test_app_page_non_object_row_is_rejected_on_the_fast_path() -> None:
+    page = app_page(0, 3)
+    page["data"][1] = [1001, "x", 2, 1, 1]
+    assert app_rankings._fast_page(page["data"], 0) is None
+    with pytest.raises(InvalidResponseError, match="not an object"):
+        parse_app_rankings_page(page, 0)
+
+
+def test_app_page_subclasses_are_read_as_the_row_by_row_checks_read_them() -> None:
+    expected = parse_app_rankings_page(app_page(0, 3), 0)[1]
+    page = app_page(0, 3)
+    page["data"][0] = Row(page["data"][0], app_id=Count(1000), app_name=Text(page["data"][0]["app_name"]),
+                          total_tokens=Text(page["data"][0]["total_tokens"]))
+    page["data"][1]["total_requests"] = str(page["data"][1]["total_requests"])  # a digit string beside integers
+    assert parse_app_rankings_page(page, 0)[1] == expected
+    fast = app_rankings._fast_page(app_page(0, 3)["data"], 0)
+    assert fast == expected and [type(v) for v in fast[0]] == [int, str, int, int, int]
+    assert parse_app_rankings_page({**app_page(0, 0)}, 0)[1] == []
