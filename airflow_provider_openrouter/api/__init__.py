@@ -1,0 +1,1 @@
+"""The OpenRouter API layer: HTTP client, retries, pacing, endpoints, validation."""

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, Generator, Iterator, Mapping, Union
+from typing import Any, Callable, Generator, Iterator, Mapping, Protocol, Union
 
 import httpx
 
@@ -66,6 +66,12 @@ class Sleep:
     seconds: float
 
 
+class Budget(Protocol):
+    """Pacing shared by processes: book the next request, return the seconds to wait for it."""
+
+    def reserve(self) -> float: ...
+
+
 Outcome = Union[httpx.Response, httpx.TransportError]
 Conversation = Generator[Union[Send, Sleep], Outcome | None, Any]
 
@@ -93,6 +99,7 @@ class OpenRouterClient:
         policy: RetryPolicy | None = None,
         source: str = "the OpenRouter connection",
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        budget: Budget | None = None,
     ) -> None:
         if not api_key:
             raise AuthenticationError(
@@ -106,6 +113,8 @@ class OpenRouterClient:
         self.policy = policy or RetryPolicy()
         self.source = source
         self._limiter = limiter_for(api_key, requests_per_minute)
+        #: pacing shared with other processes (blocking: sync callers only), see api/budget.py
+        self.budget = budget
         self._clock = clock
         self._headers = {
             "Accept": "application/json",
@@ -200,6 +209,8 @@ class OpenRouterClient:
         rate_limit_waited = 0.0
         while True:
             pace = self._limiter.reserve()
+            if self.budget is not None:
+                pace = max(pace, self.budget.reserve())
             if pace > 0:
                 log.info("Pacing %s: waiting %.1f s for a free slot of this key's per-minute limit.", what, pace)
                 yield Sleep(pace)

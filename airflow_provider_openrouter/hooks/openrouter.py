@@ -52,11 +52,19 @@ if TYPE_CHECKING:
     from airflow_provider_openrouter.api.endpoints import DayLike
 
 
-def client_from_connection(conn: Connection, policy: RetryPolicy | None = None) -> OpenRouterClient:
+#: Above this ``requests_per_minute`` the shared budget is not used (see :func:`client_from_connection`).
+MAX_SHARED_BUDGET_RPM = 60
+
+
+def client_from_connection(
+    conn: Connection, policy: RetryPolicy | None = None, *, shared_budget: bool = False
+) -> OpenRouterClient:
     """Build the API client from a connection (shared by the hook and the async trigger).
 
     ``host`` is the base URL (scheme optional, default ``https://openrouter.ai/api/v1``), ``password``
-    the API key; extras ``http_referer``, ``x_title``, ``categories``, ``timeout``, ``requests_per_minute``.
+    the API key; extras ``http_referer``, ``x_title``, ``categories``, ``timeout``, ``requests_per_minute``,
+    ``shared_budget`` (default true). With ``shared_budget=True`` (sync callers: it blocks) every
+    request also books a slot of the key's budget shared by all workers (``runtime/budget.py``).
     """
     extra = conn.extra_dejson or {}
     source = f"connection {conn.conn_id!r}"
@@ -75,6 +83,16 @@ def client_from_connection(conn: Connection, policy: RetryPolicy | None = None) 
             mask_secret(key)
         except ImportError:  # pragma: no cover - older task SDKs
             pass
+    rpm = int(_positive(extra, "requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE, int, source))
+    budget = None
+    # Booking a slot takes about 1.5 s per request and process: above 60 requests/minute that would
+    # be slower than the limit itself, so such a key is paced in-process (and by 429s) only.
+    wanted = str(extra.get("shared_budget", True)).strip().lower() not in ("false", "0", "no", "off")
+    if shared_budget and key and wanted and rpm <= MAX_SHARED_BUDGET_RPM:
+        from airflow_provider_openrouter.ratelimit import key_fingerprint
+        from airflow_provider_openrouter.runtime.budget import shared_budget as budget_of
+
+        budget = budget_of(key_fingerprint(key), rpm)
     return OpenRouterClient(
         base_url,
         key,
@@ -84,9 +102,10 @@ def client_from_connection(conn: Connection, policy: RetryPolicy | None = None) 
             "X-OpenRouter-Categories": extra.get("categories"),
         },
         timeout=_positive(extra, "timeout", DEFAULT_TIMEOUT, float, source),
-        requests_per_minute=int(_positive(extra, "requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE, int, source)),
+        requests_per_minute=rpm,
         policy=policy,
         source=source,
+        budget=budget,
     )
 
 
@@ -141,7 +160,9 @@ class OpenRouterHook(BaseHook):
     def get_conn(self) -> OpenRouterClient:
         """The paced, retrying API client for this connection (created once per hook)."""
         if self._client is None:
-            self._client = client_from_connection(self.get_connection(self.openrouter_conn_id), self.retry_policy)
+            self._client = client_from_connection(
+                self.get_connection(self.openrouter_conn_id), self.retry_policy, shared_budget=True
+            )
         return self._client
 
     async def aget_conn(self) -> OpenRouterClient:
@@ -370,7 +391,7 @@ class OpenRouterHook(BaseHook):
             if other_id:
                 other = self.get_connection(str(other_id))
                 where = f"the password of connection {other.conn_id!r} (named by extra {self.MANAGEMENT_CONN_EXTRA!r})"
-                client = client_from_connection(other, self.retry_policy)
+                client = client_from_connection(other, self.retry_policy, shared_budget=True)
             elif key:
                 if not isinstance(key, str):
                     raise InvalidParameterError(
@@ -378,7 +399,7 @@ class OpenRouterHook(BaseHook):
                     )
                 where = f"extra {self.MANAGEMENT_KEY_EXTRA!r} of connection {conn.conn_id!r}"
                 stand_in = Connection(conn_id=conn.conn_id, conn_type=conn.conn_type, host=conn.host, password=key, extra=conn.extra)
-                client = client_from_connection(stand_in, self.retry_policy)  # masks the key, parses the extras
+                client = client_from_connection(stand_in, self.retry_policy, shared_budget=True)  # masks the key, parses the extras
             else:
                 where, client = None, self.get_conn()
             if where is not None:
