@@ -18,6 +18,7 @@ Configuration (environment, read when the file is parsed):
 * ``OPENROUTER_OUTPUT_URI``: where to write, any ObjectStoragePath URL (default ``file://<cwd>/data``).
 * ``OPENROUTER_OUTPUT_CONN_ID``: the Airflow connection of that store (default none: local files).
 * ``OPENROUTER_TASK_RETRIES``: retries per task (default 2, ten minutes apart: late usage events).
+* ``OPENROUTER_POOL``: the Airflow pool of every task that calls OpenRouter (default ``openrouter``).
 * The Airflow connection ``openrouter_default`` (type ``openrouter``) must reach a *management key*:
   put it in the extra ``management_api_key``, or name another connection holding it in the extra
   ``management_conn_id``. A plain API key gets a 403 and a message saying exactly this.
@@ -33,10 +34,13 @@ from airflow.sdk import DAG
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_openrouter.operators.analytics import AnalyticsQueryOperator
+from airflow_provider_openrouter.runtime.pool import openrouter_pool
 
 OUTPUT_URI = (os.environ.get("OPENROUTER_OUTPUT_URI") or (Path.cwd() / "data").as_uri()).rstrip("/")
 OUTPUT_CONN_ID = os.environ.get("OPENROUTER_OUTPUT_CONN_ID") or None
 OPENROUTER_CONN_ID = "openrouter_default"
+#: Every task that calls OpenRouter runs in this pool ($OPENROUTER_POOL, default "openrouter").
+OPENROUTER_POOL = openrouter_pool()
 
 with DAG(
     dag_id="openrouter_analytics",
@@ -57,6 +61,7 @@ with DAG(
         output_uri=OUTPUT_URI,
         output_conn_id=OUTPUT_CONN_ID,
         openrouter_conn_id=OPENROUTER_CONN_ID,
+        pool=OPENROUTER_POOL,
         metrics=["request_count", "prompt_tokens", "completion_tokens", "total_tokens", "cost"],
         dimensions=["model"],
         granularity="day",
@@ -68,6 +73,7 @@ with DAG(
         output_uri=OUTPUT_URI,
         output_conn_id=OUTPUT_CONN_ID,
         openrouter_conn_id=OPENROUTER_CONN_ID,
+        pool=OPENROUTER_POOL,
         metrics=["request_count", "total_tokens"],
         dimensions=["app"],
         granularity="day",

@@ -22,7 +22,10 @@ Configuration (environment, read when the file is parsed):
 
 * ``OPENROUTER_OUTPUT_URI``: where to write, any ObjectStoragePath URL (default ``file://<cwd>/data``).
 * ``OPENROUTER_OUTPUT_CONN_ID``: the Airflow connection of that store (default none: local files).
-* ``OPENROUTER_TASK_RETRIES``: retries per task (default 2, five minutes apart).
+* ``OPENROUTER_TASK_RETRIES``: retries per task (default 2), ``OPENROUTER_TASK_RETRY_DELAY``: seconds
+  between them (default 300).
+* ``OPENROUTER_POOL``: the Airflow pool of every task that calls OpenRouter (default ``openrouter``;
+  create it: ``airflow pools set openrouter 4 "OpenRouter Data API"``).
 * The Airflow connection ``openrouter_default`` holds the API key (type ``openrouter``).
 """
 
@@ -37,11 +40,14 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_openrouter.api.datasets.app_rankings import APP_CATEGORIES, APP_SORTS
 from airflow_provider_openrouter.operators.rankings import AppRankingsOperator, RankingsDailyOperator
+from airflow_provider_openrouter.runtime.pool import openrouter_pool
 from airflow_provider_openrouter.sensors.as_of import OpenRouterAsOfSensor
 
 OUTPUT_URI = (os.environ.get("OPENROUTER_OUTPUT_URI") or (Path.cwd() / "data").as_uri()).rstrip("/")
 OUTPUT_CONN_ID = os.environ.get("OPENROUTER_OUTPUT_CONN_ID") or None
 OPENROUTER_CONN_ID = "openrouter_default"
+#: Every task that calls OpenRouter runs in this pool ($OPENROUTER_POOL, default "openrouter").
+OPENROUTER_POOL = openrouter_pool()
 #: All apps, then each category (subcategories would multiply requests for little insight).
 CATEGORIES: list[str | None] = [None, *APP_CATEGORIES]
 
@@ -55,7 +61,7 @@ with DAG(
     max_active_tasks=4,
     default_args={
         "retries": int(os.environ.get("OPENROUTER_TASK_RETRIES", "2")),
-        "retry_delay": timedelta(minutes=5),
+        "retry_delay": timedelta(seconds=float(os.environ.get("OPENROUTER_TASK_RETRY_DELAY", "300"))),
     },
     tags=["openrouter", "example"],
     doc_md=__doc__,
@@ -63,6 +69,7 @@ with DAG(
     wait_for_day = OpenRouterAsOfSensor(
         task_id="wait_for_day",
         openrouter_conn_id=OPENROUTER_CONN_ID,
+        pool=OPENROUTER_POOL,
         settle=timedelta(0),
         poke_interval=timedelta(minutes=10),
         max_wait=timedelta(hours=1),
@@ -75,6 +82,7 @@ with DAG(
         output_uri=OUTPUT_URI,
         output_conn_id=OUTPUT_CONN_ID,
         openrouter_conn_id=OPENROUTER_CONN_ID,
+        pool=OPENROUTER_POOL,
     )
 
     app_rankings = [
@@ -83,6 +91,8 @@ with DAG(
             output_uri=OUTPUT_URI,
             output_conn_id=OUTPUT_CONN_ID,
             openrouter_conn_id=OPENROUTER_CONN_ID,
+            pool=OPENROUTER_POOL,
+        pool=OPENROUTER_POOL,
             sort=sort,
             max_apps=50,
             outlets=[Asset(f"{OUTPUT_URI}/app_rankings/sort={sort}")],

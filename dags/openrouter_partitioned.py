@@ -33,12 +33,15 @@ from airflow_provider_openrouter.exceptions import InvalidParameterError
 from airflow_provider_openrouter.lake import PartitionIntegrityError
 from airflow_provider_openrouter.operators.rankings import AppRankingsOperator as Apps
 from airflow_provider_openrouter.operators.rankings import RankingsDailyOperator as Rankings
+from airflow_provider_openrouter.runtime.pool import openrouter_pool
 from airflow_provider_openrouter.sensors.as_of import OpenRouterAsOfSensor
 from airflow_provider_openrouter.windows import Window, days_for_partition
 
 OUTPUT_URI = (os.environ.get("OPENROUTER_OUTPUT_URI") or (Path.cwd() / "data").as_uri()).rstrip("/")
 OUTPUT_CONN_ID = os.environ.get("OPENROUTER_OUTPUT_CONN_ID") or None
 RETRIES = int(os.environ.get("OPENROUTER_TASK_RETRIES", "2"))
+#: Every task that calls OpenRouter runs in this pool ($OPENROUTER_POOL, default "openrouter").
+OPENROUTER_POOL = openrouter_pool()
 ARGS = {"retries": RETRIES, "retry_delay": timedelta(minutes=5)}
 TAGS = ["openrouter", "example", "partitioned"]
 COMMON = {"catchup": False, "default_args": ARGS, "tags": TAGS, "doc_md": __doc__}
@@ -64,13 +67,18 @@ with DAG(
 ) as dag:
     wait_for_day = OpenRouterAsOfSensor(
         task_id="wait_for_day",
+        pool=OPENROUTER_POOL,
         poke_interval=timedelta(minutes=10),
         timeout=timedelta(hours=20),
         mode="reschedule",
     )
     out = {"output_uri": OUTPUT_URI, "output_conn_id": OUTPUT_CONN_ID}
-    rankings = Rankings(task_id="rankings_daily", outlets=[RANKINGS_DAILY], **out)
-    apps = Apps(task_id="app_rankings_popular", sort="popular", max_apps=50, **out)
+    rankings = Rankings(
+        task_id="rankings_daily", outlets=[RANKINGS_DAILY], pool=OPENROUTER_POOL, **out
+    )
+    apps = Apps(
+        task_id="app_rankings_popular", sort="popular", max_apps=50, pool=OPENROUTER_POOL, **out
+    )
     wait_for_day >> rankings >> apps
 
 

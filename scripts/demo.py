@@ -4,7 +4,8 @@ snapshot), and print what landed where.
 
     .venv/bin/python scripts/demo.py        (or: make demo)
 
-* Airflow home ``./.airflow`` with its own SQLite metadata DB (migrated here); DAGs from ``./dags``.
+* Airflow home ``./.airflow`` with its own SQLite metadata DB (migrated here, with the pool
+  ``openrouter`` or ``$OPENROUTER_POOL`` that the example DAGs use); DAGs from ``./dags``.
 * OpenRouter: the bundled emulator on 127.0.0.1, unless ``OPENROUTER_API_KEY`` is set (then the
   real API with that key; about 35 requests of the 500/day quota).
 * Output: ``OPENROUTER_OUTPUT_URI`` (default ``file://<repo>/data``) with ``OPENROUTER_OUTPUT_CONN_ID``.
@@ -189,6 +190,10 @@ def main() -> int:
     try:
         say(f"[1/4] Airflow home {HOME} (SQLite); migrating the metadata DB")
         run_logged([str(BIN / "airflow"), "db", "migrate"], LOGS / "db-migrate.log", "airflow db migrate", 300)
+        # every task that calls OpenRouter runs in this pool (dags/*.py); without it none would be queued
+        pool = os.environ.get("OPENROUTER_POOL") or "openrouter"
+        run_logged([str(BIN / "airflow"), "pools", "set", pool, "4", "OpenRouter Data API: every task that calls it"],
+                   LOGS / "pool.log", f"airflow pools set {pool}", 120)
 
         if key:
             base_url = "https://openrouter.ai/api/v1"

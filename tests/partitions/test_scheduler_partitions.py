@@ -87,6 +87,7 @@ def test_partitions_rollup_and_backfill_through_the_scheduler(stack: Stack, tmp_
         {"conn_type": "openrouter", "password": EMULATOR_KEY, "host": base_url})
 
     stack.run("db", "migrate")
+    stack.run("pools", "set", "openrouter", "4", "OpenRouter Data API")  # the example DAGs' pool
     with sqlite3.connect(db) as conn:  # readers (this test's polling included) never block the writer
         assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
     stack.run("dags", "reserialize")
