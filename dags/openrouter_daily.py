@@ -92,7 +92,6 @@ with DAG(
             output_conn_id=OUTPUT_CONN_ID,
             openrouter_conn_id=OPENROUTER_CONN_ID,
             pool=OPENROUTER_POOL,
-        pool=OPENROUTER_POOL,
             sort=sort,
             max_apps=50,
             outlets=[Asset(f"{OUTPUT_URI}/app_rankings/sort={sort}")],
