@@ -123,8 +123,11 @@ class OpenRouterClient:
             "Authorization": f"Bearer {api_key}",
         }
         self._sync: httpx.Client | None = None
-        #: Requests actually sent (every attempt counts: each one costs quota).
+        #: Requests actually sent, every attempt, 429s included: whether OpenRouter counts a rejected
+        #: request against the daily quota is undocumented, so they are counted as spent (the upper bound).
         self.request_count = 0
+        #: Of those, the ones answered 429 (rejected by the per-minute limit).
+        self.rate_limited_count = 0
         self.requests_by_path: Counter[str] = Counter()
 
     def __repr__(self) -> str:
@@ -260,6 +263,7 @@ class OpenRouterClient:
                         retry_at=retry_at,
                     )
                 rate_limited += 1
+                self.rate_limited_count += 1
                 wait = policy.after_retry_after(retry_after) if retry_after is not None else policy.backoff(rate_limited)
                 rate_limit_waited += wait
                 if (

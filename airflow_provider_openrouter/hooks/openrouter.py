@@ -179,9 +179,15 @@ class OpenRouterHook(BaseHook):
 
     @property
     def request_count(self) -> int:
-        """Requests this hook has sent so far (each one counts against the daily quota)."""
+        """Requests this hook has sent so far, 429-rejected attempts included (counted as quota spent)."""
         clients = {id(c): c for c in (self._client, self._analytics_client) if c is not None}
         return sum(c.request_count for c in clients.values())
+
+    @property
+    def rate_limited_count(self) -> int:
+        """Of :attr:`request_count`, the attempts answered 429."""
+        clients = {id(c): c for c in (self._client, self._analytics_client) if c is not None}
+        return sum(c.rate_limited_count for c in clients.values())
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key with ``GET /key``; never raises."""

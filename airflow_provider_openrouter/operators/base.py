@@ -262,8 +262,9 @@ class OpenRouterDatasetOperator(BaseOperator):
             counts[partition.status] += 1
         written = len(staged) - counts["unchanged"]
         self.log.info(
-            "Wrote %d of %d partition(s) under %s (%s); %d row(s); %d request(s) to OpenRouter.",
+            "Wrote %d of %d partition(s) under %s (%s); %d row(s); %d request(s) to OpenRouter (%d answered 429).",
             written, len(staged), self.output_uri, ", ".join(f"{k} {v}" for k, v in counts.items() if v), rows, hook.request_count,
+            hook.rate_limited_count,
         )
         self.log.info("%s", citation(self.dataset, as_of))
         summary = {

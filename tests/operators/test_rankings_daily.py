@@ -69,7 +69,7 @@ def test_one_day_run_lands_exactly_its_day(env: Env, capfd: pytest.CaptureFixtur
     logs = capfd.readouterr()
     text = logs.out + logs.err
     assert "Landing OpenRouter rankings-daily for 2025-07-04..2025-07-04 (1 day(s), 1 piece(s))" in text
-    assert f"Wrote 1 of 1 partition(s) under {env.uri} (created 1); 51 row(s); 1 request(s) to OpenRouter." in text
+    assert f"Wrote 1 of 1 partition(s) under {env.uri} (created 1); 51 row(s); 1 request(s) to OpenRouter (0 answered 429)." in text
     assert "Source: OpenRouter (openrouter.ai/rankings), as of 2026-03-01T02:00:00Z." in text
     assert EMULATOR_KEY not in text
     assert all(EMULATOR_KEY.encode() not in body for body in env.files().values())
