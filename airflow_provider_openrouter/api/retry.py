@@ -33,7 +33,7 @@ class RetryPolicy:
     """
 
     max_attempts: int = 5
-    max_rate_limit_retries: int = 30
+    max_rate_limit_retries: int = 8
     max_rate_limit_wait: float = 300.0
     backoff_base: float = 1.0
     backoff_max: float = 60.0
