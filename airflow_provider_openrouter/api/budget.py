@@ -1,6 +1,6 @@
 """A request budget per API key shared by every process and machine: lock-free slot booking.
 
-:class:`~airflow_provider_openrouter.ratelimit.RateLimiter` paces one process. Processes on other
+:class:`~airflow_provider_openrouter.api.ratelimit.RateLimiter` paces one process. Processes on other
 workers sharing the key cannot see it, so without more they learn of each other only through the
 API's 429s. :class:`SharedBudget` paces all of them through a store they all reach (an Airflow
 Variable per slot, see :mod:`airflow_provider_openrouter.runtime.budget`), with no lock, no
@@ -38,7 +38,8 @@ import logging
 import math
 import time
 import uuid
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,9 @@ class SharedBudget:
             self.store.write(name, f"{slot}:{token}")
             if self._monotonic() - started > self.settle / 2:
                 self.slow_writes += 1
-                log.info("Shared request budget: the store answered slowly; giving up slot %d.", slot)
+                log.info(
+                    "Shared request budget: the store answered slowly; giving up slot %d.", slot
+                )
                 slot += 1
                 continue
             self._sleep(self.settle)

@@ -89,7 +89,7 @@ def client_from_connection(
     # be slower than the limit itself, so such a key is paced in-process (and by 429s) only.
     wanted = str(extra.get("shared_budget", True)).strip().lower() not in ("false", "0", "no", "off")
     if shared_budget and key and wanted and rpm <= MAX_SHARED_BUDGET_RPM:
-        from airflow_provider_openrouter.ratelimit import key_fingerprint
+        from airflow_provider_openrouter.api.ratelimit import key_fingerprint
         from airflow_provider_openrouter.runtime.budget import shared_budget as budget_of
 
         budget = budget_of(key_fingerprint(key), rpm)

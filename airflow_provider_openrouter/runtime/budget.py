@@ -34,12 +34,14 @@ class VariableSlotStore:
             from airflow.sdk.execution_time.cache import SecretCache
 
             SecretCache.invalidate_variable(key)  # with [secrets] use_cache a cached slot is stale
-        except Exception:  # noqa: BLE001 - no cache to invalidate
+        except Exception:
             pass
         try:
             value = Variable.get(key, default=None)
-        except Exception as exc:  # noqa: BLE001 - no Variables here
-            raise BudgetUnavailableError(f"cannot read Variable {key}: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:
+            raise BudgetUnavailableError(
+                f"cannot read Variable {key}: {type(exc).__name__}: {exc}"
+            ) from None
         return None if value is None else str(value)
 
     def write(self, name: str, value: str) -> None:
@@ -47,8 +49,10 @@ class VariableSlotStore:
 
         try:
             Variable.set(VARIABLE_PREFIX + name, value, description=DESCRIPTION)
-        except Exception as exc:  # noqa: BLE001 - no Variables here
-            raise BudgetUnavailableError(f"cannot write Variable {VARIABLE_PREFIX + name}: {exc}") from None
+        except Exception as exc:
+            raise BudgetUnavailableError(
+                f"cannot write Variable {VARIABLE_PREFIX + name}: {exc}"
+            ) from None
 
 
 class VariableBudget:

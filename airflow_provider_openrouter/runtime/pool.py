@@ -43,7 +43,7 @@ def missing_pool_message(name: str) -> str:
     return (
         f"The Airflow pool {name!r} does not exist, so Airflow will never queue the OpenRouter tasks "
         f"that use it (they stay 'scheduled'; the scheduler log says \"Tasks using non-existent pool\"). "
-        f"Create it: airflow pools set {name} {DEFAULT_SLOTS} \"{DESCRIPTION}\" "
+        f'Create it: airflow pools set {name} {DEFAULT_SLOTS} "{DESCRIPTION}" '
         f"(or set {POOL_ENV} to an existing pool where the DAGs are parsed)."
     )
 
@@ -52,8 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     """Check (``--create``: create) the pool in this Airflow installation's metadata DB."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m airflow_provider_openrouter.runtime.pool", description=main.__doc__)
-    parser.add_argument("--create", action="store_true", help="create it with --slots slots if missing")
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_openrouter.runtime.pool", description=main.__doc__
+    )
+    parser.add_argument(
+        "--create", action="store_true", help="create it with --slots slots if missing"
+    )
     parser.add_argument("--slots", type=int, default=DEFAULT_SLOTS)
     args = parser.parse_args(argv)
     name = openrouter_pool()

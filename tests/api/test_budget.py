@@ -1,5 +1,5 @@
 """The shared request budget's slot booking: one winner per slot under real concurrency, any window
-within the limit, slow stores and foreign values handled, and the hook falling back outside Airflow."""
+within the limit, slow stores and foreign values handled."""
 
 from __future__ import annotations
 
@@ -88,7 +88,9 @@ def test_a_slow_write_gives_the_slot_up() -> None:
         now[0] += seconds
         mono[0] += seconds
 
-    budget = SharedBudget(store, "k", 30, clock=lambda: now[0], monotonic=lambda: mono[0], sleep=sleep)
+    budget = SharedBudget(
+        store, "k", 30, clock=lambda: now[0], monotonic=lambda: mono[0], sleep=sleep
+    )
     slot = budget.book()
     assert budget.slow_writes == 1 and budget.writes == 2
     first = store.values[budget.entry(slot - 1)]
@@ -131,32 +133,3 @@ def test_bad_parameters() -> None:
         SharedBudget(SlowStore(), "k", 0)
     with pytest.raises(ValueError, match="settle"):
         SharedBudget(SlowStore(), "k", 30, settle=0)
-
-
-def test_the_hook_paces_in_process_only_where_variables_are_unreachable(
-    openrouter_emulator, openrouter_conn
-) -> None:
-    """Outside a task (no Task SDK supervisor) Variables cannot be written: one try, then no more, no failure."""
-    from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
-    from airflow_provider_openrouter.runtime import budget as runtime_budget
-
-    runtime_budget._budgets.clear()
-    conn_id = openrouter_conn(openrouter_emulator, requests_per_minute=30)
-    hook = OpenRouterHook(conn_id)
-    hook.get_rankings_daily("2025-03-01", "2025-03-01")
-    hook.get_rankings_daily("2025-03-02", "2025-03-02")
-    shared = hook.get_conn().budget
-    assert shared is not None and not shared.available
-    assert shared.budget.writes == 1, "after the first failed write the budget is not tried again"
-    assert hook.request_count == 2
-
-
-def test_the_shared_budget_can_be_turned_off_and_is_off_for_fast_keys(openrouter_emulator, openrouter_conn) -> None:
-    from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
-
-    off = openrouter_conn(openrouter_emulator, conn_id="budget_off", requests_per_minute=30, shared_budget="false")
-    assert OpenRouterHook(off).get_conn().budget is None
-    fast = openrouter_conn(openrouter_emulator, conn_id="budget_fast", requests_per_minute=10000)
-    assert OpenRouterHook(fast).get_conn().budget is None
-    on = openrouter_conn(openrouter_emulator, conn_id="budget_on", requests_per_minute=30)
-    assert OpenRouterHook(on).get_conn().budget is not None

