@@ -22,8 +22,8 @@ Configuration (environment, read when the file is parsed):
 
 * ``OPENROUTER_OUTPUT_URI``: where to write, any ObjectStoragePath URL (default ``file://<cwd>/data``).
 * ``OPENROUTER_OUTPUT_CONN_ID``: the Airflow connection of that store (default none: local files).
-* ``OPENROUTER_TASK_RETRIES``: retries per task (default 2), ``OPENROUTER_TASK_RETRY_DELAY``: seconds
-  between them (default 300).
+* ``OPENROUTER_TASK_RETRIES``: retries per task (default 2); ``OPENROUTER_TASK_RETRY_DELAY``:
+  seconds between them (default 300).
 * ``OPENROUTER_POOL``: the Airflow pool of every task that calls OpenRouter (default ``openrouter``;
   create it: ``airflow pools set openrouter 4 "OpenRouter Data API"``).
 * The Airflow connection ``openrouter_default`` holds the API key (type ``openrouter``).
@@ -48,6 +48,7 @@ OUTPUT_CONN_ID = os.environ.get("OPENROUTER_OUTPUT_CONN_ID") or None
 OPENROUTER_CONN_ID = "openrouter_default"
 #: Every task that calls OpenRouter runs in this pool ($OPENROUTER_POOL, default "openrouter").
 OPENROUTER_POOL = openrouter_pool()
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("OPENROUTER_TASK_RETRY_DELAY", "300")))
 #: All apps, then each category (subcategories would multiply requests for little insight).
 CATEGORIES: list[str | None] = [None, *APP_CATEGORIES]
 
@@ -61,7 +62,7 @@ with DAG(
     max_active_tasks=4,
     default_args={
         "retries": int(os.environ.get("OPENROUTER_TASK_RETRIES", "2")),
-        "retry_delay": timedelta(seconds=float(os.environ.get("OPENROUTER_TASK_RETRY_DELAY", "300"))),
+        "retry_delay": RETRY_DELAY,
     },
     tags=["openrouter", "example"],
     doc_md=__doc__,

@@ -1,1 +1,0 @@
-"""The OpenRouter API layer: HTTP client, retries, pacing, endpoints, validation."""
