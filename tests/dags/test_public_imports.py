@@ -29,6 +29,7 @@ PUBLIC_MODULES = frozenset(
         "hooks",
         "operators",
         "sensors",
+        "runtime.pool",  # the pool every task that calls OpenRouter runs in (openrouter_pool())
     )
 )
 #: Packages whose every submodule is public.

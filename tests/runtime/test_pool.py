@@ -26,14 +26,22 @@ def test_every_example_task_that_calls_openrouter_names_the_pool() -> None:
     names = {path.rsplit(".", 1)[1] for path in pool.POOL_TASK_CLASSES}
     seen = 0
     for dag_file in sorted((REPO / "dags").glob("*.py")):
-        for node in ast.walk(ast.parse(dag_file.read_text())):
+        tree = ast.parse(dag_file.read_text())
+        aliases = {  # e.g. ``RankingsDailyOperator as Rankings``
+            alias.asname: alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+            if alias.asname and alias.name in names
+        }
+        for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
                 continue
             func = node.func
             target = (
                 func.value if isinstance(func, ast.Attribute) and func.attr == "partial" else func
             )
-            if isinstance(target, ast.Name) and target.id in names:
+            if isinstance(target, ast.Name) and aliases.get(target.id, target.id) in names:
                 seen += 1
                 pools = [k.value for k in node.keywords if k.arg == "pool"]
                 assert (
