@@ -18,7 +18,8 @@ Old snapshots cannot be fetched, so there is nothing to backfill (``catchup=Fals
 Asset (for asset-scheduled downstream DAGs): ``{output}/session_cost``.
 
 Configuration (environment, read when the file is parsed): ``OPENROUTER_OUTPUT_URI`` (default
-``file://<cwd>/data``), ``OPENROUTER_OUTPUT_CONN_ID``, ``OPENROUTER_TASK_RETRIES`` (default 2);
+``file://<cwd>/data``), ``OPENROUTER_OUTPUT_CONN_ID``, ``OPENROUTER_TASK_RETRIES`` (default 2),
+``OPENROUTER_POOL`` (the pool of every task that calls OpenRouter, default ``openrouter``);
 the Airflow connection ``openrouter_default`` holds the API key (type ``openrouter``).
 """
 
@@ -32,11 +33,14 @@ from airflow.sdk import DAG
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from airflow_provider_openrouter.operators.session_cost import SessionCostOperator
+from airflow_provider_openrouter.runtime.pool import openrouter_pool
 from airflow_provider_openrouter.sensors.session_cost import OpenRouterSessionCostSensor
 
 OUTPUT_URI = (os.environ.get("OPENROUTER_OUTPUT_URI") or (Path.cwd() / "data").as_uri()).rstrip("/")
 OUTPUT_CONN_ID = os.environ.get("OPENROUTER_OUTPUT_CONN_ID") or None
 OPENROUTER_CONN_ID = "openrouter_default"
+#: Every task that calls OpenRouter runs in this pool ($OPENROUTER_POOL, default "openrouter").
+OPENROUTER_POOL = openrouter_pool()
 
 with DAG(
     dag_id="openrouter_session_cost",
@@ -55,6 +59,7 @@ with DAG(
     wait_for_snapshot = OpenRouterSessionCostSensor(
         task_id="wait_for_snapshot",
         openrouter_conn_id=OPENROUTER_CONN_ID,
+        pool=OPENROUTER_POOL,
         settle=timedelta(hours=2),
         poke_interval=timedelta(minutes=30),
         max_wait=timedelta(hours=6),
@@ -67,6 +72,7 @@ with DAG(
         output_uri=OUTPUT_URI,
         output_conn_id=OUTPUT_CONN_ID,
         openrouter_conn_id=OPENROUTER_CONN_ID,
+        pool=OPENROUTER_POOL,
     )
 
     wait_for_snapshot >> session_cost

@@ -30,7 +30,9 @@ POOL_TASK_CLASSES = (
     "airflow_provider_openrouter.operators.rankings.RankingsDailyOperator",
     "airflow_provider_openrouter.operators.rankings.AppRankingsOperator",
     "airflow_provider_openrouter.operators.analytics.AnalyticsQueryOperator",
+    "airflow_provider_openrouter.operators.session_cost.SessionCostOperator",
     "airflow_provider_openrouter.sensors.as_of.OpenRouterAsOfSensor",
+    "airflow_provider_openrouter.sensors.session_cost.OpenRouterSessionCostSensor",
 )
 
 
