@@ -14,7 +14,8 @@ one-request-per-day fetching.
 
 Trust rules (a cache entry is never trusted blindly):
 
-* an entry is read back, its checksum verified and its payload validated again
+* an entry is read back, its checksum (over the body's bytes as stored) verified, its ``meta``
+  and the rows of the days the run needs validated again
   (:func:`~airflow_provider_openrouter.api.datasets.rankings_daily.parse_rankings_daily`); an entry written by
   another cache format, corrupted or truncated is ignored (and replaced by the next fetch);
 * a day of an entry is *final* when the snapshot was taken ``restatement_days`` or more after the
@@ -46,7 +47,7 @@ from airflow_provider_openrouter.windows.intervals import ONE_DAY, Window
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 CACHE_DIR = "_cache/rankings_daily"
 DEFAULT_RESTATEMENT_DAYS = 7
 DEFAULT_FRESH_FOR = timedelta(hours=1)
@@ -86,40 +87,58 @@ class CacheEntry:
 
 
 def _canonical(body: Any) -> bytes:
-    """The bytes a cache entry's checksum covers (the same for writing and for verifying)."""
+    """The bytes of the cache file's body, as written (its checksum covers exactly these bytes)."""
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
+#: The key that precedes the body in a cache file: the body comes last, so a reader can hash its
+#: bytes as stored instead of serialising the parsed year again.
+_BODY_KEY = b'"body":'
+
+
 def encode_entry(result: RankingsDaily, fetched_at: datetime) -> bytes:
-    """The cache file: the API's meta verbatim and its rows (counts as exact decimal strings)."""
-    body = {
+    """The cache file: the API's meta verbatim and its rows (counts as exact decimal strings).
+
+    ``{"format", "fetched_at", "requested", "sha256", "body": {"meta", "data"}}`` with the body
+    last; ``sha256`` is the digest of the body's bytes as they stand in the file."""
+    body = _canonical({
         "meta": dict(result.meta.raw),
         "data": [[r.date.isoformat(), r.model_permaslug, str(r.total_tokens)] for r in result.rows],
-    }
-    envelope = {
+    })
+    header = json.dumps({
         "format": CACHE_FORMAT,
         "fetched_at": fetched_at.isoformat(),
         "requested": [result.requested.start.isoformat(), result.requested.end.isoformat()],
-        "sha256": hashlib.sha256(_canonical(body)).hexdigest(),
-        "body": body,
-    }
-    return _canonical(envelope)
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }, separators=(",", ":")).encode()
+    return header[:-1] + b"," + _BODY_KEY + body + b"}"
 
 
-def decode_entry(raw: bytes, name: str) -> CacheEntry:
-    """Parse, verify and re-validate a cache file; :class:`InvalidResponseError` if anything is off."""
+def decode_entry(raw: bytes, name: str, days: Window | None = None) -> CacheEntry:
+    """Parse, verify and re-validate a cache file; :class:`InvalidResponseError` if anything is off.
+
+    The checksum covers the whole body and ``meta`` is always validated; with ``days``, only the
+    rows of those days are parsed and validated again (the rest of the year was validated when it
+    was fetched and is covered by the checksum), so a run pays for its own days, not the year's.
+    """
     try:
         envelope = json.loads(raw)
-        if envelope.get("format") != CACHE_FORMAT:
-            raise ValueError(f"cache format {envelope.get('format')!r}, expected {CACHE_FORMAT}")
-        body = envelope["body"]
-        if hashlib.sha256(_canonical(body)).hexdigest() != envelope["sha256"]:
+        if not isinstance(envelope, dict) or envelope.get("format") != CACHE_FORMAT:
+            found = envelope.get("format") if isinstance(envelope, dict) else None
+            raise ValueError(f"cache format {found!r}, expected {CACHE_FORMAT}")
+        at = raw.find(_BODY_KEY)
+        if at < 0 or not raw.endswith(b"}") or hashlib.sha256(raw[at + len(_BODY_KEY):-1]).hexdigest() != envelope["sha256"]:
             raise ValueError("checksum mismatch")
+        body = envelope["body"]
         fetched_at = datetime.fromisoformat(envelope["fetched_at"])
         requested = Window(date.fromisoformat(envelope["requested"][0]), date.fromisoformat(envelope["requested"][1]))
+        rows = body["data"]
+        if days is not None:
+            first, last = days.start.isoformat(), days.end.isoformat()
+            rows = [row for row in rows if first <= row[0] <= last]
         payload = {
             "meta": body["meta"],
-            "data": [{"date": d, "model_permaslug": s, "total_tokens": t} for d, s, t in body["data"]],
+            "data": [{"date": d, "model_permaslug": s, "total_tokens": t} for d, s, t in rows],
         }
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise InvalidResponseError(f"cache entry {name} is unusable ({exc})", field="cache") from None
@@ -170,7 +189,7 @@ class RankingsChunkCache:
             if raw is None:
                 continue
             try:
-                entry = decode_entry(raw, name)
+                entry = decode_entry(raw, name, window)
             except InvalidResponseError as exc:
                 log.warning("Ignoring the rankings cache entry %s: %s. It will be refetched.", name, exc)
                 continue

@@ -67,7 +67,7 @@ def test_entry_round_trip_is_exact(base: ObjectStoragePath) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    [lambda b: b[:-20], lambda b: b.replace(b'"format":1', b'"format":0'), lambda b: b.replace(b"\"other\",\"7\"", b"\"other\",\"8\"", 1),
+    [lambda b: b[:-20], lambda b: b.replace(b'"format":2', b'"format":0'), lambda b: b.replace(b"\"other\",\"7\"", b"\"other\",\"8\"", 1),
      lambda b: b"", lambda b: b.replace(b'"other"', b'"a/model"')],
 )
 def test_damaged_or_foreign_entries_are_never_trusted(base: ObjectStoragePath, damage: Any) -> None:
