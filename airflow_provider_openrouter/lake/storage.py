@@ -73,7 +73,7 @@ __all__ = [
     "CommittedPartition", "PartitionIntegrityError", "StagedPartition",
     "clean_leftovers", "commit_partition", "data_file_name", "discard_staged",
     "jsonl_bytes", "parquet_bytes", "join", "read_partition",
-    "require_format", "serialise", "sha256_hex", "stage_partition", "write_atomic",
+    "require_format", "rewrite_manifest", "serialise", "sha256_hex", "stage_partition", "write_atomic",
 ]
 
 P = TypeVar("P", str, ObjectStoragePath)
@@ -329,6 +329,17 @@ def commit_partition(staged: StagedPartition, manifest: Mapping[str, Any]) -> No
     for other in FORMATS:
         if other != staged.data_format:
             remove(directory / data_file_name(other))
+
+
+def rewrite_manifest(staged: StagedPartition, manifest: Mapping[str, Any]) -> None:
+    """Record a new verification of an ``unchanged`` partition (e.g. its numbers became final):
+    one atomic write of ``_manifest.json`` naming the same data file with the same sha256; the data
+    file itself is not touched (same bytes, same modification time)."""
+    if staged.status != "unchanged":
+        raise ValueError("only an unchanged partition's manifest is rewritten alone; commit the others")
+    if manifest.get("sha256") != staged.sha256:
+        raise ValueError("the manifest's sha256 differs from the partition's data")
+    write_atomic(staged.directory / MANIFEST_NAME, manifests.dumps(manifests.with_data_file(manifest, staged.data_file)))
 
 
 def discard_staged(staged: StagedPartition) -> None:

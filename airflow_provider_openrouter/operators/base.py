@@ -59,21 +59,56 @@ class Fetch:
 class Landing(Batch):
     """The partitions of one run, landed by the lake's one landing path (:class:`~.lake.land.Batch`):
     all staged first, then committed in order; on any error, the staged files of partitions whose
-    commit never started are removed (the context manager). ``items``: ``(partition, Fetch, days)``."""
+    commit never started are removed (the context manager). ``items``: ``(partition, Fetch, days)``
+    of the run's window; ``lookback``: already-landed partitions before it that were re-verified."""
 
     def __init__(self, operator: OpenRouterDatasetOperator, base: ObjectStoragePath) -> None:
         super().__init__(base, operator.format, operator.log)
         self.operator = operator
+        #: Already-landed partitions before the run's window, re-verified (the lookback).
+        self.lookback: list[tuple[storage.StagedPartition, Fetch, Window]] = []
+        #: Manifest keys per partition (e.g. ``final``), and the unchanged partitions whose
+        #: manifest records a new verification (their data file is not touched).
+        self.manifest_extra: dict[str, Mapping[str, Any]] = {}
+        self.refresh: set[str] = set()
 
-    def stage(self, key: str, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]], fetch: Fetch, days: Window) -> None:  # type: ignore[override]
-        super().stage(key, records, columns, window=days, info=fetch)
+    def stage(self, key: str, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]], fetch: Fetch,  # type: ignore[override]
+              days: Window, *, manifest_extra: Mapping[str, Any] | None = None, refresh: bool = False,
+              lookback: bool = False) -> storage.StagedPartition:
+        """Stage one partition. ``manifest_extra``: keys added to its manifest; ``refresh``: rewrite the
+        manifest even when the data is unchanged; ``lookback``: a re-verified partition outside the run's window."""
+        partition = super().stage(key, records, columns, window=days, info=fetch)
+        if lookback:
+            self.lookback.append(self.items.pop())
+        if manifest_extra:
+            self.manifest_extra[key] = dict(manifest_extra)
+        if refresh:
+            self.refresh.add(key)
+        return partition
+
+    @property
+    def restated(self) -> list[tuple[storage.StagedPartition, Fetch, Window]]:
+        """Partitions whose data changed upstream (run window and lookback), in day order."""
+        return sorted((item for item in self.items + self.lookback if item[0].status == "restated"), key=lambda i: i[2].start)
 
     def serialise(self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
         return self.operator.serialise(list(records), columns)
 
     def commit(self, run_window: Window, extra: Mapping[str, Any] | None = None) -> None:  # type: ignore[override]
         op = self.operator
-        self.commit_manifests(lambda partition, fetch, days: op.manifest(partition, fetch, days, run_window, extra))
+
+        def manifest(partition: storage.StagedPartition, fetch: Fetch, days: Window) -> dict[str, Any]:
+            return op.manifest(partition, fetch, days, run_window, {**(extra or {}), **self.manifest_extra.get(partition.key, {})})
+
+        run_items = self.items
+        self.items = run_items + self.lookback  # committed together, in day order
+        try:
+            self.commit_manifests(manifest)
+            for partition, fetch, days in self.items:
+                if partition.status == "unchanged" and partition.key in self.refresh:
+                    storage.rewrite_manifest(partition, manifest(partition, fetch, days))
+        finally:
+            self.items = sorted(run_items, key=lambda item: item[2].start)
 
 
 class OpenRouterDatasetOperator(BaseOperator):
@@ -278,8 +313,14 @@ class OpenRouterDatasetOperator(BaseOperator):
             "partition_count": len(staged),
             "partitions_written": written,
             "partitions": counts,
-            "restated": [p.key for p, _, _ in staged if p.status == "restated"],
+            "restated": [p.key for p, _, _ in landing.restated],
         }
+        if landing.lookback:
+            summary["lookback"] = {
+                "reverified": len(landing.lookback),
+                "restated": sum(1 for p, _, _ in landing.lookback if p.status == "restated"),
+                "manifests_updated": sum(1 for p, _, _ in landing.lookback if p.status == "unchanged" and p.key in landing.refresh),
+            }
         if self.asset is not None:
             event = context["outlet_events"][self.asset]
             event.extra = {
@@ -288,7 +329,11 @@ class OpenRouterDatasetOperator(BaseOperator):
                 "as_of": as_of,
                 "row_count": rows,
             }
-            keys = event_partition_keys(context, staged)
+            if landing.restated:
+                # downstream DAGs recompute these days: their data changed upstream since it landed
+                event.extra["restated"] = True
+                event.extra["restated_days"] = [d.start.isoformat() for _, _, d in landing.restated]
+            keys = event_partition_keys(context, [*staged, *landing.restated])
             if keys:
                 event.add_partitions(keys)
                 summary["partition_keys"] = keys

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import itertools
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
 from airflow_provider_openrouter.api import endpoints
+from airflow_provider_openrouter.api.answers import parse_timestamp
 from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR, MAX_WINDOW_DAYS
 from airflow_provider_openrouter.api.datasets.app_rankings import validate_app_params
 from airflow_provider_openrouter.lake.chunk_cache import (
@@ -40,7 +41,9 @@ from airflow_provider_openrouter.lake.manifest import APP_RANKINGS, RANKINGS_DAI
 from airflow_provider_openrouter.operators.base import Fetch, Landing, OpenRouterDatasetOperator, templated
 from airflow_provider_openrouter.runtime.probe import reusable_probe
 from airflow_provider_openrouter.runtime import as_of_memory
-from airflow_provider_openrouter.windows.intervals import ONE_DAY, Window, chunks, last_complete_day
+from airflow_provider_openrouter.lake import manifest as manifests
+from airflow_provider_openrouter.lake import storage
+from airflow_provider_openrouter.windows.intervals import ONE_DAY, Window, chunks, day_complete_at, last_complete_day
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -49,6 +52,14 @@ if TYPE_CHECKING:
     from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily
 
 __all__ = ["AppRankingsOperator", "RankingsDailyOperator"]
+
+
+def _manifest_as_of(manifest: Mapping[str, Any] | None) -> datetime | None:
+    """The ``meta.as_of`` a landed day's data comes from (None if unreadable: re-verify it)."""
+    try:
+        return parse_timestamp(str(manifest["meta"]["as_of"]), field="meta.as_of")  # type: ignore[index]
+    except (KeyError, TypeError, InvalidResponseError):
+        return None
 
 
 class RankingsDailyOperator(OpenRouterDatasetOperator):
@@ -94,15 +105,23 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
         self,
         *,
         restatement_days: int = DEFAULT_RESTATEMENT_DAYS,
+        lookback_days: int | None = None,
         coalesce: bool = True,
         cache_fresh_for: timedelta = DEFAULT_FRESH_FOR,
         **kwargs: Any,
     ) -> None:
-        if isinstance(restatement_days, bool) or not isinstance(restatement_days, int) or restatement_days < 0:
+        for name, value in (("restatement_days", restatement_days), ("lookback_days", lookback_days)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise InvalidParameterError(
+                    f"Task {kwargs.get('task_id', '?')!r}: {name}={value!r} must be a whole number of days >= 0."
+                )
+        if lookback_days is not None and lookback_days >= MAX_WINDOW_DAYS:
             raise InvalidParameterError(
-                f"Task {kwargs.get('task_id', '?')!r}: restatement_days={restatement_days!r} must be a whole number of days >= 0."
+                f"Task {kwargs.get('task_id', '?')!r}: lookback_days={lookback_days} must be below {MAX_WINDOW_DAYS}: "
+                "the lookback rides on the run's one request, which covers at most that many days."
             )
         self.restatement_days = restatement_days
+        self.lookback_days = restatement_days if lookback_days is None else lookback_days
         self.coalesce = coalesce
         self.cache_fresh_for = cache_fresh_for
         super().__init__(**kwargs)
@@ -114,52 +133,149 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
         window = self._window_or_skip(context)
         base = self._base()
         hook = OpenRouterHook(self.openrouter_conn_id)
+        landed = self._landed_manifests(base, window)
+        verify = self._days_to_verify(window, landed)
         pieces = split_by_year(window) if self.coalesce else chunks(window)
         self.log.info(
-            "Landing OpenRouter rankings-daily for %s (%d day(s), %d piece(s)) via connection %r%s.",
+            "Landing OpenRouter rankings-daily for %s (%d day(s), %d piece(s)) via connection %r%s; "
+            "re-verifying %d landed non-final day(s) of the %d-day lookback.",
             window, window.days, len(pieces), self.openrouter_conn_id,
             f", coalesced through the chunk cache (restatement_days={self.restatement_days})" if self.coalesce else "",
+            len(verify), self.lookback_days,
         )
         with Landing(self, base) as landing:
-            for piece in reversed(pieces):
-                result, fetch = self._rows_for(context, hook, base, piece)
-                by_day = {day: list(rows) for day, rows in itertools.groupby(result.rows, key=lambda row: row.date)}
+            for index, piece in enumerate(reversed(pieces)):
+                # the lookback rides on the request of the piece holding the window's first day
+                extra_days = verify if index == len(pieces) - 1 else []
+                needed = Window(extra_days[0], piece.end) if extra_days else piece
+                answers = self._answers_for(context, hook, base, needed)
+                by_day = self._rows_by_day(answers, needed)
                 missing = [day for day in piece.iter_days() if day not in by_day]
                 if missing:
+                    result = answers[0][0]
                     raise InvalidResponseError(
                         f"Invalid response from OpenRouter: no rows for {', '.join(map(str, missing[:5]))}"
                         f"{' ...' if len(missing) > 5 else ''} inside the answered window {result.meta.window}. Nothing was written.",
                         field="date",
                     )
-                del result
+                del answers
                 for day in piece.iter_days():
-                    records = [row.to_record() for row in by_day.pop(day)]
-                    landing.stage(rankings_daily.partition_key(day), records, rankings_daily.COLUMNS, fetch, Window(day, day))
+                    self._stage_day(landing, day, *by_day.pop(day), landed.get(day), lookback=False)
+                for day in extra_days:
+                    if day not in by_day:
+                        self.log.warning("The answer does not hold %s: it is not re-verified by this run.", day)
+                        continue
+                    rows, meta, fetch = by_day.pop(day)
+                    seen = _manifest_as_of(landed[day])
+                    if seen is not None and meta.as_of <= seen:
+                        continue  # the same snapshot the day was landed from: nothing new to learn
+                    self._stage_day(landing, day, rows, meta, fetch, landed[day], lookback=True)
             landing.commit(window)
+        if landing.lookback:
+            self.log.info(
+                "Lookback: re-verified %d day(s), %d restated upstream (rewritten), %d now final (manifest only).",
+                len(landing.lookback), sum(1 for p, _, _ in landing.lookback if p.status == "restated"),
+                sum(1 for p, _, _ in landing.lookback if p.status == "unchanged" and p.key in landing.refresh),
+            )
         return self._report(context, window, landing, hook)
 
-    def _rows_for(self, context: Context, hook: OpenRouterHook, base: Any, piece: Window) -> tuple[RankingsDaily, Fetch]:
-        """Validated rows covering ``piece`` and where they came from (probe, cache or request)."""
-        probe = reusable_probe(context, piece, self.openrouter_conn_id)
-        if probe is not None and (not self.coalesce or piece.end >= last_complete_day(probe.meta.as_of) - ONE_DAY):
-            self.log.info("Reusing the as_of sensor's probe for %s (as_of %s): no request.", piece, probe.meta.as_of.isoformat())
-            return probe, Fetch(piece, dict(probe.meta.raw), (endpoints.window_params(piece),), datetime.now(timezone.utc))
-        if not self.coalesce:
-            result = self._request(hook, piece, piece)
-            self._check_answer(result.meta, piece)
-            self._remember(hook, result)
-            return result, Fetch(piece, dict(result.meta.raw), (endpoints.window_params(piece),), datetime.now(timezone.utc))
-        chunk = Window(max(date(piece.start.year, 1, 1), DATASET_FLOOR), date(piece.start.year, 12, 31))
-        cache = RankingsChunkCache(base, restatement_days=self.restatement_days, fresh_for=self.cache_fresh_for)
-        entry, fetched = cache.get_or_fetch(piece, lambda: self._request(hook, chunk, piece))
-        result = entry.result
-        self.log.info(
-            "%s %s for %s: chunk %s, as_of %s.", "Fetched" if fetched else "Read the cached", entry.name, piece,
-            result.meta.window, result.meta.as_of.isoformat(),
+    # ------------------------------------------------------------ lookback and finality
+    def _landed_manifests(self, base: Any, window: Window) -> dict[date, dict[str, Any] | None]:
+        """The current manifests of the run's days and of its lookback days (None: not landed)."""
+        first = max(window.start - timedelta(days=self.lookback_days), DATASET_FLOOR)
+        out: dict[date, dict[str, Any] | None] = {}
+        for day in Window(first, window.end).iter_days():
+            directory = storage.join(base, rankings_daily.partition_key(day))
+            raw = storage.read_bytes(directory / storage.MANIFEST_NAME)
+            try:
+                out[day] = manifests.loads(raw) if raw is not None else None
+            except manifests.ManifestError:
+                out[day] = {}  # damaged: re-verified (and repaired) like a non-final day
+        return out
+
+    def _days_to_verify(self, window: Window, landed: Mapping[date, dict[str, Any] | None]) -> list[date]:
+        """Lookback days already landed whose manifest does not say ``final: true``, oldest first,
+        kept within one request's reach of the window's first piece."""
+        first_piece_end = min(window.end, date(window.start.year, 12, 31)) if self.coalesce else chunks(window)[0].end
+        return [
+            day for day in sorted(landed)
+            if day < window.start and landed[day] is not None and landed[day].get("final") is not True  # type: ignore[union-attr]
+            and (first_piece_end - day).days < MAX_WINDOW_DAYS
+        ]
+
+    def finality(self, day: date, as_of: datetime) -> dict[str, Any]:
+        """Manifest keys saying whether ``day``'s numbers, as of ``as_of`` (the API's clock), are final."""
+        final_after = day_complete_at(day, timedelta(days=self.restatement_days))
+        return {
+            "final": as_of >= final_after,
+            "final_after": final_after.isoformat().replace("+00:00", "Z"),
+            "restatement_days": self.restatement_days,
+        }
+
+    def _stage_day(self, landing: Landing, day: date, rows: list[Any], meta: DatasetMeta, fetch: Fetch,
+                   current: dict[str, Any] | None, *, lookback: bool) -> None:
+        extra = self.finality(day, meta.as_of)
+        if current and current.get("final") is True and not extra["final"]:
+            extra["final"] = True  # never downgrade: a final day was proven by a later snapshot already
+        now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        if current and current.get("restated_at"):
+            extra["restated_at"] = current["restated_at"]
+        key = rankings_daily.partition_key(day)
+        partition = landing.stage(
+            key, [row.to_record() for row in rows], rankings_daily.COLUMNS, fetch, Window(day, day),
+            manifest_extra=extra, lookback=lookback,
+            refresh=bool(current) and current.get("final") != extra["final"],  # type: ignore[union-attr]
         )
-        self._check_covers(result.meta, piece)
+        if partition.status == "restated":
+            landing.manifest_extra[key] = {**extra, "restated_at": now}
+
+    # ------------------------------------------------------------ where the rows come from
+    def _rows_by_day(self, answers: list[tuple[RankingsDaily, Fetch]], needed: Window) -> dict[date, tuple[list[Any], DatasetMeta, Fetch]]:
+        out: dict[date, tuple[list[Any], DatasetMeta, Fetch]] = {}
+        for result, fetch in answers:
+            for day, rows in itertools.groupby(result.rows, key=lambda row: row.date):
+                if needed.start <= day <= needed.end and day not in out:
+                    out[day] = (list(rows), result.meta, fetch)
+        return out
+
+    def _answers_for(self, context: Context, hook: OpenRouterHook, base: Any, needed: Window) -> list[tuple[RankingsDaily, Fetch]]:
+        """Validated answers covering ``needed`` and where they came from (probe, cache or request):
+        one request at most, unless ``needed`` spans two years and both chunks must be fetched."""
+        probe = reusable_probe(context, needed, self.openrouter_conn_id)
+        if probe is not None and (not self.coalesce or needed.end >= last_complete_day(probe.meta.as_of) - ONE_DAY):
+            self.log.info("Reusing the as_of sensor's probe for %s (as_of %s): no request.", needed, probe.meta.as_of.isoformat())
+            return [(probe, Fetch(probe.meta.window, dict(probe.meta.raw), (endpoints.window_params(probe.requested),),
+                                  datetime.now(timezone.utc)))]
+        if not self.coalesce:
+            return [self._direct(hook, needed)]
+        cache = RankingsChunkCache(base, restatement_days=self.restatement_days, fresh_for=self.cache_fresh_for)
+        parts = split_by_year(needed)
+        cached = [cache.lookup(part) for part in parts]
+        if len(parts) > 1 and any(entry is None for entry in cached) and needed.days <= MAX_WINDOW_DAYS:
+            # the lookback reaches into last year: one window across 1 January, not two year chunks
+            return [self._direct(hook, needed)]
+        out = []
+        for part, entry in zip(parts, cached):
+            fetched = False
+            if entry is None:
+                chunk = Window(max(date(part.start.year, 1, 1), DATASET_FLOOR), date(part.start.year, 12, 31))
+                entry, fetched = cache.get_or_fetch(part, lambda chunk=chunk, part=part: self._request(hook, chunk, part))
+            result = entry.result
+            self.log.info(
+                "%s %s for %s: chunk %s, as_of %s.", "Fetched" if fetched else "Read the cached", entry.name, part,
+                result.meta.window, result.meta.as_of.isoformat(),
+            )
+            self._check_covers(result.meta, part)
+            self._remember(hook, result)
+            out.append((result, Fetch(result.meta.window, dict(result.meta.raw), (endpoints.window_params(result.requested),),
+                                      entry.fetched_at)))
+        return out
+
+    def _direct(self, hook: OpenRouterHook, needed: Window) -> tuple[RankingsDaily, Fetch]:
+        result = self._request(hook, needed, needed)
+        self._check_answer(result.meta, needed)
         self._remember(hook, result)
-        return result, Fetch(result.meta.window, dict(result.meta.raw), (endpoints.window_params(result.requested),), entry.fetched_at)
+        return result, Fetch(needed, dict(result.meta.raw), (endpoints.window_params(needed),), datetime.now(timezone.utc))
 
     def _request(self, hook: OpenRouterHook, asked: Window, needed: Window) -> RankingsDaily:
         try:

@@ -19,13 +19,16 @@ from typing import TYPE_CHECKING, Any, Mapping
 from airflow_provider_openrouter.exceptions import BadRequestError, InvalidResponseError
 from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily, parse_rankings_daily
 from airflow_provider_openrouter.api.answers import parse_meta
-from airflow_provider_openrouter.windows.intervals import Window, day_complete_at
+from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR, Window, day_complete_at
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
 #: XCom key under which the sensor pushes its successful probe (see :func:`probe_record`).
 PROBE_XCOM_KEY = "openrouter_as_of_probe"
+#: Days before the target that a probe asks for too (the rankings operator's default lookback:
+#: OpenRouter restates recent days, see ``RankingsDailyOperator(lookback_days=...)``).
+PROBE_LOOKBACK_DAYS = 7
 #: A probe older than this is not reused: the operator asks again (the day may have been restated).
 PROBE_MAX_AGE = timedelta(minutes=15)
 
@@ -51,7 +54,7 @@ class ProbeResult:
 
     def describe(self) -> str:
         if self.as_of is None:
-            return f"{self.target} is not served yet (the API refused the one-day window)"
+            return f"{self.target} is not served yet (the API refused the probe's window)"
         state = "complete" if self.complete else "not complete yet"
         return f"{self.target} is {state}: as_of {self.as_of.isoformat()}, end_date {self.end_date}"
 
@@ -93,8 +96,12 @@ ProbeOutcome = Answered | NotServedYet | RetryAt | TransientFailure
 
 
 def probe_window(target: date) -> Window:
-    """The one-day window the probe asks for (the cheapest request that can prove ``target``)."""
-    return Window(target, target)
+    """The window the probe asks for: ``target`` and the :data:`PROBE_LOOKBACK_DAYS` days before it.
+
+    One request either way (a window costs the same as one day), and the answer then also holds
+    the days a :class:`~airflow_provider_openrouter.operators.rankings.RankingsDailyOperator` re-verifies
+    with its default ``lookback_days``, so a steady daily run spends one request in all."""
+    return Window(max(target - timedelta(days=PROBE_LOOKBACK_DAYS), DATASET_FLOOR), target)
 
 
 def evaluate_probe(payload: Any, target: date, settle: timedelta = timedelta(0)) -> ProbeResult:
@@ -112,7 +119,7 @@ def evaluate_probe(payload: Any, target: date, settle: timedelta = timedelta(0))
 
 
 def is_not_served_yet(error: BadRequestError) -> bool:
-    """Whether a 400 to a one-day probe means "that day is not in the dataset yet".
+    """Whether a 400 to a probe means "that day is not in the dataset yet".
 
     The API refuses a window that starts after its last complete day ("start_date ... is after
     end_date ..."). The probe's own parameters are validated locally, so a 400 about the dates is
@@ -161,11 +168,17 @@ def probe_record(result: ProbeResult, base_url: str, openrouter_conn_id: str, fe
 
 def rankings_from_record(record: Any, window: Window, openrouter_conn_id: str, now: datetime | None = None,
                          max_age: timedelta = PROBE_MAX_AGE) -> RankingsDaily | None:
-    """The validated answer held by a probe record if it serves exactly ``window``, else ``None``."""
+    """The validated answer held by a probe record, reduced to the rows of ``window``, if the probe's
+    window contains ``window``; else ``None``. ``meta`` and ``requested`` stay the probe's."""
     if not isinstance(record, Mapping) or not isinstance(record.get("payload"), Mapping):
         return None
-    wanted = {"start": window.start.isoformat(), "end": window.end.isoformat()}
-    if record.get("window") != wanted or record.get("openrouter_conn_id") != openrouter_conn_id:
+    if record.get("openrouter_conn_id") != openrouter_conn_id or not isinstance(record.get("window"), Mapping):
+        return None
+    try:
+        probed = Window(date.fromisoformat(str(record["window"]["start"])), date.fromisoformat(str(record["window"]["end"])))
+    except (KeyError, ValueError):
+        return None
+    if not (probed.start <= window.start and window.end <= probed.end):
         return None
     try:
         fetched_at = datetime.fromisoformat(str(record.get("fetched_at")))
@@ -174,22 +187,24 @@ def rankings_from_record(record: Any, window: Window, openrouter_conn_id: str, n
     if fetched_at.tzinfo is None or (now or utcnow()) - fetched_at > max_age:
         return None
     try:
-        rankings = parse_rankings_daily(record["payload"], Window(window.start, window.end))
+        rankings = parse_rankings_daily(record["payload"], probed)
     except InvalidResponseError:
         return None
-    return None if rankings.clamped else rankings
+    if rankings.clamped:
+        return None
+    rows = tuple(row for row in rankings.rows if window.start <= row.date <= window.end)
+    return RankingsDaily(meta=rankings.meta, rows=rows, requested=rankings.requested)
 
 
 def reusable_probe(context: Context, window: Window, openrouter_conn_id: str) -> RankingsDaily | None:
-    """The as_of sensor's probe answer if it is exactly what the calling task needs, else ``None``.
+    """The as_of sensor's probe answer if it holds every day the calling task needs, else ``None``.
 
     Looks at the XCom :data:`PROBE_XCOM_KEY` of the calling task's direct upstream tasks in the
-    same DAG run. Reused only when the window is the same single day, the connection id is the
-    same, the probe is younger than :data:`PROBE_MAX_AGE` and it re-validates. Never raises for a
-    missing or unusable probe: the caller then makes its own request.
+    same DAG run. Reused only when the probe's window contains ``window`` (the answer may hold
+    more days: the caller picks its own), the connection id is the same, the probe is younger than
+    :data:`PROBE_MAX_AGE` and it re-validates. Never raises for a missing or unusable probe: the
+    caller then makes its own request.
     """
-    if window.start != window.end:
-        return None
     task = context["task"]
     upstream = sorted(getattr(task, "upstream_task_ids", ()) or ())
     if not upstream:

@@ -31,7 +31,8 @@ MIDNIGHT = datetime(2025, 7, 5, tzinfo=timezone.utc)
 FETCHED = datetime(2025, 7, 5, 0, 30, tzinfo=timezone.utc)
 
 
-def answer(as_of: datetime, end: date = DAY, start: date = DAY) -> dict[str, Any]:
+def answer(as_of: datetime, end: date = DAY, start: date = DAY - timedelta(days=7)) -> dict[str, Any]:
+    """The API's answer to the probe's window (the target and the 7 days before it; rows of the target only)."""
     rows = [] if end < DAY else rankings_daily_rows(DAY, 0)
     return {"data": rows, "meta": {"as_of": as_of.strftime("%Y-%m-%dT%H:%M:%SZ"), "start_date": start.isoformat(),
                                    "end_date": end.isoformat(), "version": "v1"}}
@@ -98,22 +99,27 @@ def complete_result() -> Any:
 def test_probe_record_round_trips_into_the_same_rankings() -> None:
     result = complete_result()
     record = probe_record(result, "http://127.0.0.1:1/api/v1", "openrouter_default", FETCHED)
-    assert record["window"] == {"start": "2025-07-04", "end": "2025-07-04"}
+    assert record["window"] == {"start": "2025-06-27", "end": "2025-07-04"}  # the target and its lookback
     again = rankings_from_record(record, Window(DAY, DAY), "openrouter_default", now=FETCHED + timedelta(minutes=1))
     assert again is not None and again.rows == result.rankings.rows and again.meta.raw == result.rankings.meta.raw
     assert not again.clamped
+    lookback = rankings_from_record(record, Window(DAY - timedelta(days=7), DAY), "openrouter_default",
+                                    now=FETCHED + timedelta(minutes=1))
+    assert lookback is not None and lookback.rows == result.rankings.rows  # any window inside the probe's
+    assert rankings_from_record(record, Window(DAY - timedelta(days=8), DAY), "openrouter_default",
+                                now=FETCHED + timedelta(minutes=1)) is None
 
 
 @pytest.mark.parametrize(
     "change",
     [
-        {"window": Window(DAY - timedelta(days=1), DAY)},  # a different window
+        {"window": Window(DAY, DAY + timedelta(days=1))},  # a window the probe does not hold
         {"conn": "other_conn"},  # another connection
         {"now": FETCHED + PROBE_MAX_AGE + timedelta(seconds=1)},  # too old
         {"tamper": True},  # does not validate any more
     ],
 )
-def test_a_probe_record_is_reused_only_for_exactly_that_request(change: dict[str, Any]) -> None:
+def test_a_probe_record_is_reused_only_for_the_days_it_holds(change: dict[str, Any]) -> None:
     record = probe_record(complete_result(), "http://h/api/v1", "openrouter_default", FETCHED)
     if change.get("tamper"):
         record = copy.deepcopy(record)
@@ -149,7 +155,7 @@ def event(**overrides: Any) -> dict[str, Any]:
 def test_a_valid_success_event_is_accepted() -> None:
     checked = validate_event(event(), DAY)
     assert checked["status"] == "success" and checked["as_of"] == "2025-07-05T01:00:00+00:00"
-    assert checked["probe"]["window"] == {"start": "2025-07-04", "end": "2025-07-04"}
+    assert checked["probe"]["window"] == {"start": "2025-06-27", "end": "2025-07-04"}
 
 
 def test_timeout_and_error_events_need_no_probe() -> None:

@@ -40,12 +40,13 @@ def test_naive_deadline_is_refused() -> None:
         OpenRouterAsOfTrigger("c", "2025-07-04", "2025-07-06T00:00:00")
 
 
-def test_a_complete_day_succeeds_with_one_probe_for_that_single_day(api: Api) -> None:
+def test_a_complete_day_succeeds_with_one_probe_for_that_day_and_its_lookback(api: Api) -> None:
     target = utc_today() - timedelta(days=1)
     event = run_trigger(OpenRouterAsOfTrigger(api.conn_id, target.isoformat(), in_(30), **FAST))
     assert event["status"] == "success", event
     assert (event["target_day"], event["end_date"], event["probes"], event["requests"]) == (target.isoformat(), target.isoformat(), 1, 1)
-    assert [r["params"] for r in api.emulator.requests] == [{"start_date": target.isoformat(), "end_date": target.isoformat()}]
+    assert [r["params"] for r in api.emulator.requests] == [
+        {"start_date": (target - timedelta(days=7)).isoformat(), "end_date": target.isoformat()}]  # + the lookback
     assert event["base_url"] == api.emulator.base_url
     rankings = rankings_from_record(event["probe"], Window(target, target), api.conn_id)
     assert rankings is not None and rankings.rows[-1].model_permaslug == "other"
@@ -78,7 +79,10 @@ def test_a_day_not_served_yet_is_probed_with_backoff_until_the_deadline(api_fact
     assert event["status"] == "timeout", event
     # A probe cut short by the deadline may or may not have reached the API: bounds, not equality.
     assert event["requests"] <= api.probes() <= event["probes"] and api.probes() >= 2
-    assert "not served yet" in event["message"] and event["probe"] is None
+    # the probe's window (the day and its lookback) reaches days the API serves: it answers with its
+    # last day, before the target
+    assert "not complete yet" in event["message"] and event["probe"] is None
+    assert event["end_date"] == (utc_today() - timedelta(days=4)).isoformat()
 
 
 def test_an_answer_with_as_of_before_the_completion_instant_is_not_complete(api: Api) -> None:
