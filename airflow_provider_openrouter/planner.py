@@ -94,11 +94,11 @@ def plan_backfill(
 
     * rankings-daily: one request per calendar year touched (the chunk cache), minus years already
       cached; naive: one per run and rankings task.
-    * sensor probes: none when the ``as_of`` memory already proves the last day; otherwise at most
-      one wave of ``max_active_runs`` (the backfill's concurrency) per calendar year: runs that start
-      before a rankings task of their year has remembered its chunk's ``end_date`` probe, later ones
-      pass from the memory. Newest first (``run_backwards``), the first chunk fetched already proves
-      every older day: one wave in all. Naive: one per run and sensor.
+    * sensor probes: none when the ``as_of`` memory already proves the last day; otherwise one per
+      sensor task, whatever the concurrency (``max_active_runs``) and order (``run_backwards``):
+      sensors probe one at a time (a lease), and a probe's window reaches the API's last complete
+      day, so its answer proves every day of the backfill for the other sensors. Naive: one per run
+      and sensor.
     * app-rankings: cannot be coalesced (each window is its own aggregate): pages per task per run.
     """
     first, last = parse_day(first_day, "from"), parse_day(last_day, "to")
@@ -115,9 +115,9 @@ def plan_backfill(
         plan.requests["rankings-daily (operators)"] = len(years) if shape.rankings_tasks else 0
         plan.naive["rankings-daily (operators)"] = runs * shape.rankings_tasks
     if shape.sensors:
-        parts = [window] if run_backwards else split_by_year(window)
-        waves = sum(min(part.days, max_active_runs) for part in parts)
-        plan.requests["rankings-daily (sensor probes)"] = 0 if memory_proves_last_day else waves * shape.sensors
+        # single flight: one sensor probes at a time, and its answer reaches the API's last day, so it
+        # proves every day of the backfill for the others (the as_of memory), in any order and concurrency
+        plan.requests["rankings-daily (sensor probes)"] = 0 if memory_proves_last_day else shape.sensors
         plan.naive["rankings-daily (sensor probes)"] = runs * shape.sensors
     if shape.app_max_apps:
         per_run = sum(len(app_pages(n)) for n in shape.app_max_apps)

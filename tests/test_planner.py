@@ -12,20 +12,21 @@ from airflow_provider_openrouter.planner import DagShape, main, plan_backfill
 SHAPE = DagShape(sensors=1, rankings_tasks=1, app_max_apps=(50, 150), max_active_runs=2)
 
 
-def test_full_history_plan_counts_years_waves_and_pages() -> None:
+def test_full_history_plan_counts_years_one_probe_and_pages() -> None:
     plan = plan_backfill("2025-01-01", "2026-11-22", SHAPE)
     assert plan.runs == 691
     assert plan.requests["rankings-daily (operators)"] == 2           # one chunk per calendar year
-    assert plan.requests["rankings-daily (sensor probes)"] == 20      # one wave of 10 per year
+    assert plan.requests["rankings-daily (sensor probes)"] == 1       # single flight, proves every day
     assert plan.requests["app-rankings"] == 691 * 3                   # 1 page + 2 pages per run
     assert plan.naive["rankings-daily (operators)"] == plan.naive["rankings-daily (sensor probes)"] == 691
-    assert plan.total == 2 + 20 + 2073 and plan.naive_total == 691 * 5
+    assert plan.total == 2 + 1 + 2073 and plan.naive_total == 691 * 5
     assert "quota:" in plan.report() and f"{plan.total / 500:.2f} day(s)" in plan.report()
 
 
-def test_newest_first_with_low_concurrency_needs_one_small_wave() -> None:
-    plan = plan_backfill("2025-01-01", "2026-11-22", SHAPE, max_active_runs=2, run_backwards=True)
-    assert plan.requests["rankings-daily (sensor probes)"] == 2
+def test_order_and_concurrency_do_not_change_the_probes() -> None:
+    for kwargs in ({"max_active_runs": 2, "run_backwards": True}, {"max_active_runs": 10}, {"max_active_runs": 50}):
+        plan = plan_backfill("2025-01-01", "2026-11-22", SHAPE, **kwargs)  # type: ignore[arg-type]
+        assert plan.requests["rankings-daily (sensor probes)"] == 1, kwargs
 
 
 def test_cached_years_memory_and_floor() -> None:

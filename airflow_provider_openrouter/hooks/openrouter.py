@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
     from airflow_provider_openrouter.api.endpoints import DayLike
+    from airflow_provider_openrouter.windows.intervals import Window
 
 
 #: Above this ``requests_per_minute`` the shared budget is not used (see :func:`client_from_connection`).
@@ -220,8 +221,11 @@ class OpenRouterHook(BaseHook):
         return result
 
     # ------------------------------------------------------------------ as_of probe
-    def probe_day(self, day: date, settle: timedelta = timedelta(0), *, deadline: float | None = None) -> probe.ProbeOutcome:
-        """Spend one probe on ``day``: ``rankings-daily`` for that one day, judged by
+    def probe_day(self, day: date, settle: timedelta = timedelta(0), *, deadline: float | None = None,
+                  latest: date | None = None) -> probe.ProbeOutcome:
+        """Spend one probe on ``day``: one ``rankings-daily`` request for
+        :func:`~airflow_provider_openrouter.runtime.probe.probe_window` (``day``, the days before it
+        and, with ``latest`` after ``day``, on towards ``latest``), judged by
         :func:`~airflow_provider_openrouter.runtime.probe.evaluate_probe`.
 
         Returns :class:`~airflow_provider_openrouter.runtime.probe.Answered` (complete or not yet),
@@ -231,24 +235,24 @@ class OpenRouterHook(BaseHook):
         retries and waits included, instead of the retry policy's deadline.
         """
         client = self.get_conn()
-        path, params = _probe_request(day)
+        asked = probe.probe_window(day, latest)
         try:
-            payload = client.get(path, params, deadline=deadline)
+            payload = client.get(rankings_daily.PATH, endpoints.window_params(asked), deadline=deadline)
         except OpenRouterError as exc:
             return _probe_refusal(exc, day)
-        return _probe_answer(client, payload, day, settle)
+        return _probe_answer(client, payload, day, settle, asked)
 
     async def aprobe_day(
         self, day: date, settle: timedelta = timedelta(0), *, deadline: float | None = None
     ) -> probe.ProbeOutcome:
         """:meth:`probe_day` for the triggerer: the same request, policy and outcomes, without blocking."""
         client = await self.aget_conn()
-        path, params = _probe_request(day)
+        asked = probe.probe_window(day)
         try:
-            payload = await client.aget(path, params, deadline=deadline)
+            payload = await client.aget(rankings_daily.PATH, endpoints.window_params(asked), deadline=deadline)
         except OpenRouterError as exc:
             return _probe_refusal(exc, day)
-        return _probe_answer(client, payload, day, settle)
+        return _probe_answer(client, payload, day, settle, asked)
 
     def get_app_rankings(
         self,
@@ -520,14 +524,9 @@ class OpenRouterHook(BaseHook):
         )
 
 
-def _probe_request(day: date) -> tuple[str, dict[str, Any]]:
-    """Path and parameters of the probe for ``day``: the one-day window, the cheapest proof."""
-    return rankings_daily.PATH, endpoints.window_params(probe.probe_window(day))
-
-
-def _probe_answer(client: OpenRouterClient, payload: Any, day: date, settle: timedelta) -> probe.ProbeOutcome:
+def _probe_answer(client: OpenRouterClient, payload: Any, day: date, settle: timedelta, asked: Window) -> probe.ProbeOutcome:
     with client.redacting():
-        return probe.Answered(probe.evaluate_probe(payload, day, settle))
+        return probe.Answered(probe.evaluate_probe(payload, day, settle, asked))
 
 
 def _probe_refusal(error: OpenRouterError, day: date) -> probe.ProbeOutcome:

@@ -16,7 +16,10 @@ lost update is one extra probe later.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -109,3 +112,61 @@ def remember(openrouter_conn_id: str, seen: SeenAsOf) -> bool:
         log.warning("Could not store Variable %s (%s); later runs will probe again.", variable_key(openrouter_conn_id), exc)
         return False
     return True
+
+
+# ---------------------------------------------------------------------------- single-flight probes
+LEASE_PREFIX = "openrouter_probe_lease__"
+#: How long a probe lease is held at most (a probe is one request: seconds, not minutes).
+LEASE_SECONDS = 60.0
+#: Time between writing a lease and reading it back: the last writer wins (as the chunk cache's lease).
+LEASE_SETTLE_SECONDS = 0.5
+
+
+def lease_key(openrouter_conn_id: str) -> str:
+    return LEASE_PREFIX + openrouter_conn_id
+
+
+def _read_lease(openrouter_conn_id: str) -> dict[str, object] | None:
+    from airflow.sdk import Variable
+
+    try:
+        raw = Variable.get(lease_key(openrouter_conn_id), default=None)
+        lease = json.loads(raw) if isinstance(raw, str) else raw
+    except Exception:  # noqa: BLE001 - an unreadable lease is no lease
+        return None
+    if isinstance(lease, dict) and isinstance(lease.get("expires"), (int, float)) and lease["expires"] > time.time():
+        return lease
+    return None
+
+
+def try_probe_lease(openrouter_conn_id: str, seconds: float = LEASE_SECONDS, settle: float = LEASE_SETTLE_SECONDS) -> str | None:
+    """Claim the right to probe for this connection (so concurrent sensors of a backfill spend one
+    probe, not one each); the token if won, None if another sensor holds it. Best effort: if the
+    Variable cannot be written, every sensor probes for itself, as without the lease."""
+    from airflow.sdk import Variable
+
+    if _read_lease(openrouter_conn_id) is not None:
+        return None
+    token = uuid.uuid4().hex
+    try:
+        Variable.set(lease_key(openrouter_conn_id), json.dumps({"token": token, "expires": time.time() + seconds}),
+                     description="Single-flight lease of OpenRouterAsOfSensor probes (short-lived; safe to delete).")
+    except Exception as exc:  # noqa: BLE001
+        log.warning("Could not write Variable %s (%s); probing without the single-flight lease.", lease_key(openrouter_conn_id), exc)
+        return token
+    time.sleep(settle)
+    current = _read_lease(openrouter_conn_id)
+    return token if current is not None and current.get("token") == token else None
+
+
+def release_probe_lease(openrouter_conn_id: str, token: str) -> None:
+    """Give the lease back (expire it) if this token still holds it."""
+    from airflow.sdk import Variable
+
+    current = _read_lease(openrouter_conn_id)
+    if current is None or current.get("token") != token:
+        return
+    try:
+        Variable.set(lease_key(openrouter_conn_id), json.dumps({"token": token, "expires": 0}))
+    except Exception:  # noqa: BLE001 - it expires by itself
+        pass

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from airflow_provider_openrouter.exceptions import BadRequestError, InvalidResponseError
 from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily, parse_rankings_daily
 from airflow_provider_openrouter.api.answers import parse_meta
-from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR, Window, day_complete_at
+from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR, MAX_WINDOW_DAYS, Window, day_complete_at
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -68,7 +68,7 @@ class Answered:
 
 @dataclass(frozen=True)
 class NotServedYet:
-    """The API refused the one-day window: the day is not in the dataset yet (``api_message`` says so)."""
+    """The API refused the probe's window: the day is not in the dataset yet (``api_message`` says so)."""
 
     result: ProbeResult
     api_message: str | None
@@ -95,17 +95,25 @@ class TransientFailure:
 ProbeOutcome = Answered | NotServedYet | RetryAt | TransientFailure
 
 
-def probe_window(target: date) -> Window:
+def probe_window(target: date, latest: date | None = None) -> Window:
     """The window the probe asks for: ``target`` and the :data:`PROBE_LOOKBACK_DAYS` days before it.
 
     One request either way (a window costs the same as one day), and the answer then also holds
     the days a :class:`~airflow_provider_openrouter.operators.rankings.RankingsDailyOperator` re-verifies
-    with its default ``lookback_days``, so a steady daily run spends one request in all."""
-    return Window(max(target - timedelta(days=PROBE_LOOKBACK_DAYS), DATASET_FLOOR), target)
+    with its default ``lookback_days``, so a steady daily run spends one request in all.
+
+    ``latest`` is the newest day the clock says may be complete. For an older ``target`` (a
+    backfill), the probe's window reaches on towards ``latest`` (366 days at most, still one
+    request): the API clamps the end to its last complete day, so one answer proves every day up
+    to it, for every other sensor of the backfill too (the ``as_of`` memory)."""
+    start = max(target - timedelta(days=PROBE_LOOKBACK_DAYS), DATASET_FLOOR)
+    if latest is not None and target < latest:
+        return Window(start, min(latest, start + timedelta(days=MAX_WINDOW_DAYS - 1)))
+    return Window(start, target)
 
 
-def evaluate_probe(payload: Any, target: date, settle: timedelta = timedelta(0)) -> ProbeResult:
-    """Judge a ``rankings-daily`` answer for ``probe_window(target)``.
+def evaluate_probe(payload: Any, target: date, settle: timedelta = timedelta(0), asked: Window | None = None) -> ProbeResult:
+    """Judge a ``rankings-daily`` answer for ``asked`` (default ``probe_window(target)``).
 
     Raises :class:`InvalidResponseError` if the answer is malformed, so a broken API never
     counts as "complete".
@@ -114,7 +122,7 @@ def evaluate_probe(payload: Any, target: date, settle: timedelta = timedelta(0))
         raise InvalidResponseError("Invalid response from OpenRouter: the probe's answer has no 'meta' object.", field="meta")
     meta = parse_meta(payload["meta"])
     complete = meta.as_of >= day_complete_at(target, settle) and meta.end_date >= target
-    rankings = parse_rankings_daily(payload, probe_window(target)) if complete else None
+    rankings = parse_rankings_daily(payload, asked or probe_window(target)) if complete else None
     return ProbeResult(target, complete, meta.as_of, meta.end_date, rankings)
 
 
@@ -153,14 +161,15 @@ def probe_record(result: ProbeResult, base_url: str, openrouter_conn_id: str, fe
     """
     if result.rankings is None:
         raise ValueError("only a probe that proved its day complete is recorded")
-    window = probe_window(result.target)
+    window = probe_window(result.target)  # a wider answer keeps only these rows (all a task may reuse)
+    rows = [row.to_record() for row in result.rankings.rows if window.start <= row.date <= window.end]
     return {
         "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
         "openrouter_conn_id": openrouter_conn_id,
         "base_url": base_url,
         "fetched_at": fetched_at.astimezone(timezone.utc).isoformat(),
         "payload": {
-            "data": [row.to_record() for row in result.rankings.rows],
+            "data": rows,
             "meta": _jsonable(dict(result.rankings.meta.raw)),
         },
     }
@@ -190,8 +199,8 @@ def rankings_from_record(record: Any, window: Window, openrouter_conn_id: str, n
         rankings = parse_rankings_daily(record["payload"], probed)
     except InvalidResponseError:
         return None
-    if rankings.clamped:
-        return None
+    if not (rankings.meta.start_date <= window.start and window.end <= rankings.meta.end_date):
+        return None  # the API did not answer for every day asked
     rows = tuple(row for row in rankings.rows if window.start <= row.date <= window.end)
     return RankingsDaily(meta=rankings.meta, rows=rows, requested=rankings.requested)
 

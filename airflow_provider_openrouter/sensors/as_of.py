@@ -9,6 +9,7 @@ request can prove that earlier, so none is made earlier.
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -83,6 +84,7 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
         self._not_before: datetime | None = None
         self._probes = 0
         self._reported = False
+        self._narrow = False
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -141,7 +143,9 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
                 return self._memory_summary(target, seen)
             now = probe.utcnow()
             if now >= complete_at:
-                result = self._probe(context, target)
+                result = self._probe_single_flight(context, target)
+                if isinstance(result, as_of_memory.SeenAsOf):
+                    return self._memory_summary(target, result)
                 if result is not None and result.complete:
                     return self._succeed(context, target, result)
             self._defer(target)
@@ -194,7 +198,9 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
             return False
         if self._not_before is not None and now < self._not_before:
             return False
-        result = self._probe(context, target)
+        result = self._probe_single_flight(context, target)
+        if isinstance(result, as_of_memory.SeenAsOf):
+            return PokeReturnValue(True, self._memory_summary(target, result))
         if result is not None and result.complete:
             return PokeReturnValue(True, self._succeed(context, target, result))
         if self._not_before is not None and self._not_before > self._deadline:
@@ -215,12 +221,38 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
         remaining = self.timeout - run_duration()
         return max(0.0, min(wait, remaining))
 
+    def _probe_single_flight(self, context: Context, target: date) -> probe.ProbeResult | as_of_memory.SeenAsOf | None:
+        """Probe, one sensor of the connection at a time: concurrent sensors (a backfill's first runs)
+        wait for the lease holder's probe, whose answer usually proves their day too (the memory);
+        they probe themselves only if it did not, or if the holder is gone."""
+        token = as_of_memory.try_probe_lease(self.openrouter_conn_id)
+        give_up = time.monotonic() + as_of_memory.LEASE_SECONDS
+        while token is None:
+            seen = self._remembered_proof(target)
+            if seen is not None:
+                return seen
+            if time.monotonic() > give_up:
+                break  # the holder is stuck or gone: probe anyway
+            time.sleep(1.0)
+            token = as_of_memory.try_probe_lease(self.openrouter_conn_id)
+        try:
+            if token is not None:
+                seen = self._remembered_proof(target)  # proven while this sensor took the lease
+                if seen is not None:
+                    return seen
+            return self._probe(context, target)
+        finally:
+            if token is not None:
+                as_of_memory.release_probe_lease(self.openrouter_conn_id, token)
+
     def _probe(self, context: Context, target: date) -> probe.ProbeResult | None:
         """Spend one probe; ``None`` if the API asked to wait (``retry_at`` is then set) or failed transiently."""
         hook = self._get_hook()
         self._probes += 1
         self._not_before = None
-        outcome = hook.probe_day(target, self.settle)
+        # the newest day the clock allows, unless a probe of it was refused (the API lags far behind)
+        latest = None if self._narrow else (probe.utcnow() - self.settle).date() - timedelta(days=1)
+        outcome = hook.probe_day(target, self.settle, latest=latest)
         if isinstance(outcome, probe.RetryAt):
             self._not_before = outcome.moment
             self.log.warning("Probe %d was refused: %s", self._probes, outcome.reason)
@@ -229,6 +261,8 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
             self.log.warning("Probe %d failed (%s); backing off.", self._probes, outcome.reason)
             return None
         if isinstance(outcome, probe.NotServedYet):
+            if probe.probe_window(target, latest) != probe.probe_window(target):
+                self._narrow = True  # the newest days are not served: ask for the target's own days next
             self.log.info("Probe %d: %s (%s).", self._probes, outcome.result.describe(), outcome.api_message)
             return outcome.result
         result = outcome.result

@@ -86,15 +86,15 @@ def lake_files(root: Path, *, skip_cache: bool = True) -> dict[str, bytes]:
 
 
 def classify(request: dict[str, Any]) -> str:
-    """Which kind of spending an emulator log entry is: probe, chunk, window, apps or other."""
+    """Which kind of spending an emulator log entry is: probe, chunk, apps or other."""
     path, params = request["path"], request["params"]
     if path.endswith("/datasets/app-rankings"):
         return "apps"
     if not path.endswith("/datasets/rankings-daily"):
         return "other"
     start, end = params.get("start_date"), params.get("end_date")
-    if start and end and start == end:
-        return "probe"  # the sensor's one-day window (a one-day operator window looks the same)
     if start and end and start.endswith("-01-01") and end.endswith("-12-31"):
         return "chunk"
-    return "window"
+    # the sensor's window: its day, the 7 before it, and on towards today for an old day (an operator's
+    # own window, with coalesce=False or across 1 January, looks the same)
+    return "probe"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ def lake_state(lake: Path) -> dict[str, tuple[int, bytes]]:
     """Every partition file (cache left out): relative path -> (mtime_ns, bytes)."""
     return {
         str(p.relative_to(lake)): (p.stat().st_mtime_ns, p.read_bytes())
-        for p in sorted(lake.rglob("*")) if p.is_file() and not str(p.relative_to(lake)).startswith("_cache")
+        for p in sorted(lake.rglob("*"))
+        if p.is_file() and not str(p.relative_to(lake)).startswith("_cache")
     }
 
 
@@ -39,20 +40,31 @@ def manifest(lake: Path, day: date) -> dict[str, Any]:
 
 
 def test_daily_runs_reverify_the_lookback_on_their_one_request_and_finality_follows_the_api_clock(
-    openrouter_emulator_factory: Callable[..., Emulator], openrouter_conn: Callable[..., str],
-    write_dag: Callable[[str, str], Path], run_dag: Callable[..., Any], tmp_path: Path,
+    openrouter_emulator_factory: Callable[..., Emulator],
+    openrouter_conn: Callable[..., str],
+    write_dag: Callable[[str, str], Path],
+    run_dag: Callable[..., Any],
+    tmp_path: Path,
 ) -> None:
     first = date(2026, 2, 10)
-    emulator = openrouter_emulator_factory(rpm=None, daily_limit=None, now=midnight(first + timedelta(days=1)) + SINCE_MIDNIGHT)
+    emulator = openrouter_emulator_factory(
+        rpm=None, daily_limit=None, now=midnight(first + timedelta(days=1)) + SINCE_MIDNIGHT
+    )
     conn = openrouter_conn(emulator)
     lake = tmp_path / "lake"
-    dag_id = dag_file(write_dag, "steady_lookback", lake, conn, """
+    dag_id = dag_file(
+        write_dag,
+        "steady_lookback",
+        lake,
+        conn,
+        """
         from airflow_provider_openrouter.sensors.as_of import OpenRouterAsOfSensor
         wait = OpenRouterAsOfSensor(task_id="wait_for_day", openrouter_conn_id=CONN, mode="poke",
                                     poke_interval=0.1, max_wait=0.3)
         rankings = RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN)
         wait >> rankings
-    """)
+    """,
+    )
 
     def run(day: date) -> Any:
         """The scheduled run landing ``day``, half an hour after it ended (the API's clock too)."""
@@ -69,7 +81,9 @@ def test_daily_runs_reverify_the_lookback_on_their_one_request_and_finality_foll
             emulator.restate(restated)  # published after the day landed
             untouched = lake_state(lake)
         result, spent = run(day)
-        assert spent == 1, f"run of {day}: {spent} rankings-daily requests (steady state is one, the sensor's)"
+        assert spent == 1, (
+            f"run of {day}: {spent} rankings-daily requests (steady state is one, the sensor's)"
+        )
         life.append(manifest(lake, first)["final"])
         summary = result.xcom("rankings")
         events = [e for e in result.asset_events if e["task_id"] == "rankings"]
@@ -83,10 +97,15 @@ def test_daily_runs_reverify_the_lookback_on_their_one_request_and_finality_foll
             assert now.manifest["restated_at"] and now.manifest["final"] is False
             assert summary["restated"] == [f"rankings_daily/date={restated}"]
             assert summary["lookback"]["restated"] == 1
-            assert events[0]["extra"]["restated"] is True and events[0]["extra"]["restated_days"] == [restated.isoformat()]
+            assert events[0]["extra"]["restated"] is True and events[0]["extra"][
+                "restated_days"
+            ] == [restated.isoformat()]
             after = lake_state(lake)
             changed = {path for path in untouched if after[path] != untouched[path]}
-            assert changed == {f"rankings_daily/date={restated}/data.jsonl", f"rankings_daily/date={restated}/_manifest.json"}
+            assert changed == {
+                f"rankings_daily/date={restated}/data.jsonl",
+                f"rankings_daily/date={restated}/_manifest.json",
+            }
         else:
             assert summary["restated"] == [] and "restated" not in events[0]["extra"]
     # finality over the first day's life: false until a snapshot 7 days after it ended
@@ -105,20 +124,28 @@ def test_daily_runs_reverify_the_lookback_on_their_one_request_and_finality_foll
 
 
 def test_a_backfill_that_served_young_days_from_a_stale_chunk_converges_on_the_next_run(
-    openrouter_emulator_factory: Callable[..., Emulator], openrouter_conn: Callable[..., str],
-    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    openrouter_emulator_factory: Callable[..., Emulator],
+    openrouter_conn: Callable[..., str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The issue's race, made deterministic: the chunk is fetched, then three days are restated,
     then the rest of the backfill lands them from the (fresh) cached chunk. They are marked
     ``final: false``, and the next day's run, whose lookback covers them, rewrites exactly them."""
     from airflow_provider_openrouter.operators.rankings import RankingsDailyOperator
 
-    caplog.set_level(logging.ERROR, logger="airflow_provider_openrouter.runtime.as_of_memory")  # no Variables here
+    caplog.set_level(
+        logging.ERROR, logger="airflow_provider_openrouter.runtime.as_of_memory"
+    )  # no Variables here
     last = date(2026, 2, 27)
-    emulator = openrouter_emulator_factory(rpm=None, daily_limit=None, now=midnight(last + timedelta(days=1)) + SINCE_MIDNIGHT)
+    emulator = openrouter_emulator_factory(
+        rpm=None, daily_limit=None, now=midnight(last + timedelta(days=1)) + SINCE_MIDNIGHT
+    )
     conn = openrouter_conn(emulator)
     lake = tmp_path / "lake"
-    op = RankingsDailyOperator(task_id="rankings", output_uri=lake.as_uri(), openrouter_conn_id=conn)
+    op = RankingsDailyOperator(
+        task_id="rankings", output_uri=lake.as_uri(), openrouter_conn_id=conn
+    )
     backfill = days(date(2026, 2, 1), last)
     restated = backfill[-3:]
     for day in backfill:
@@ -129,21 +156,35 @@ def test_a_backfill_that_served_young_days_from_a_stale_chunk_converges_on_the_n
     assert len(rankings_requests(emulator)) == 1  # one chunk served the whole backfill
     for day in backfill:
         m = manifest(lake, day)
-        assert m["final"] is (day <= date(2026, 2, 20)), day  # as_of 02-28T00:30: days to 02-20 are 7 days old
-        assert partition(lake, day).data == expected_jsonl(day)  # pre-restatement numbers, honestly not final
+        assert m["final"] is (day <= date(2026, 2, 20)), (
+            day
+        )  # as_of 02-28T00:30: days to 02-20 are 7 days old
+        assert partition(lake, day).data == expected_jsonl(
+            day
+        )  # pre-restatement numbers, honestly not final
     before = lake_state(lake)
 
-    emulator.set_now(midnight(last + timedelta(days=2)) + timedelta(hours=2))  # the next day, past the cache's hour
+    emulator.set_now(
+        midnight(last + timedelta(days=2)) + timedelta(hours=2)
+    )  # the next day, past the cache's hour
     summary = run_inline(op, last + timedelta(days=1))
     assert summary["requests"] == 1
     assert sorted(summary["restated"]) == [f"rankings_daily/date={d}" for d in restated]
     for day in [*backfill, last + timedelta(days=1)]:
-        assert partition(lake, day).data == expected_jsonl(day, version=1 if day in restated else 0)  # converged
+        assert partition(lake, day).data == expected_jsonl(
+            day, version=1 if day in restated else 0
+        )  # converged
     for day in restated:
-        assert manifest(lake, day)["previous_sha256"] == json.loads(before[f"rankings_daily/date={day}/_manifest.json"][1])["sha256"]
+        assert (
+            manifest(lake, day)["previous_sha256"]
+            == json.loads(before[f"rankings_daily/date={day}/_manifest.json"][1])["sha256"]
+        )
     after = lake_state(lake)
     data_changed = {p for p in before if p.endswith("data.jsonl") and after[p] != before[p]}
     assert data_changed == {f"rankings_daily/date={d}/data.jsonl" for d in restated}
     # the day that turned 7 days old (02-21) gets `final: true` in its manifest only
     assert manifest(lake, date(2026, 2, 21))["final"] is True
-    assert after["rankings_daily/date=2026-02-21/data.jsonl"] == before["rankings_daily/date=2026-02-21/data.jsonl"]
+    assert (
+        after["rankings_daily/date=2026-02-21/data.jsonl"]
+        == before["rankings_daily/date=2026-02-21/data.jsonl"]
+    )

@@ -35,16 +35,17 @@ def test_a_complete_day_costs_one_probe_then_nothing(sensor_dag: SensorRun, mode
     first = sensor_dag.run(DAY)
     assert first.task_states == {"wait_for_day": "success", "reuse": "success"}
     assert api.probes() == 1
-    # one request: the day and the 7 before it (the rankings operator's default lookback rides on it)
-    assert [r["params"] for r in api.emulator.requests] == [{"start_date": "2025-06-27", "end_date": "2025-07-04"}]
+    # one request: the day, the 7 before it (the rankings operator's default lookback rides on it) and,
+    # as the day is long past, on towards today (366 days): the answer proves every day the API serves
+    assert [r["params"] for r in api.emulator.requests] == [{"start_date": "2025-06-27", "end_date": "2026-06-27"}]
     assert first.xcom("wait_for_day") == {"target_day": "2025-07-04", "as_of": "2026-03-01T02:00:00+00:00",
-                                          "end_date": "2025-07-04", "probes": 1, "proof": "probe"}
+                                          "end_date": "2026-02-28", "probes": 1, "proof": "probe"}
     assert first.xcom("reuse") == [51, "2026-03-01T02:00:00Z"]  # the next task got the probe's answer
     record = xcom(sensor_dag.dag_id, first.run_id, "wait_for_day", PROBE_XCOM_KEY)
     assert record["window"] == {"start": "2025-06-27", "end": "2025-07-04"} and len(record["payload"]["data"]) == 8 * 51
     assert KEY not in json.dumps(record)
     remembered = json.loads(variable(variable_key(api.conn_id)))
-    assert remembered == {"as_of": "2026-03-01T02:00:00+00:00", "end_date": "2025-07-04", "base_url": api.emulator.base_url}
+    assert remembered == {"as_of": "2026-03-01T02:00:00+00:00", "end_date": "2026-02-28", "base_url": api.emulator.base_url}
 
     for again in (DAY, DAY - timedelta(days=30)):  # a rerun, and an older day of a backfill
         result = sensor_dag.run(again)
@@ -82,7 +83,7 @@ def test_memory_keeps_the_newest_as_of_and_the_latest_day(sensor_dag: SensorRun)
     sensor_dag.define(f"deferrable=False, settle=timedelta(seconds={settle.total_seconds()}), {FAST_OPTIONS}")
     assert sensor_dag.run(older).xcom("wait_for_day")["proof"] == "probe"
     remembered = json.loads(variable(variable_key(api.conn_id)))
-    assert (remembered["as_of"], remembered["end_date"]) == (later.isoformat(), DAY.isoformat())
+    assert (remembered["as_of"], remembered["end_date"]) == (later.isoformat(), "2026-02-28")
 
 
 @pytest.mark.parametrize("mode", ["deferrable", "poke", "reschedule"])
