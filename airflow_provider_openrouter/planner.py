@@ -26,6 +26,8 @@ from airflow_provider_openrouter.exceptions import InvalidParameterError
 from airflow_provider_openrouter.windows.intervals import Window, parse_day
 
 DAILY_QUOTA = 500
+#: Days after which a day's numbers are final (the operators' default ``restatement_days``).
+RESTATEMENT_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class DagShape:
     #: ``max_apps`` of every app-rankings task instance of one run (mapped tasks expanded).
     app_max_apps: tuple[int, ...] = ()
     max_active_runs: int = 16
+    #: ``lookback_days`` of each app-rankings task instance (same order as ``app_max_apps``; 0 = off).
+    app_lookback_days: tuple[int, ...] = ()
 
 
 @dataclass
@@ -99,7 +103,10 @@ def plan_backfill(
       sensors probe one at a time (a lease), and a probe's window reaches the API's last complete
       day, so its answer proves every day of the backfill for the other sensors. Naive: one per run
       and sensor.
-    * app-rankings: cannot be coalesced (each window is its own aggregate): pages per task per run.
+    * app-rankings: cannot be coalesced (each window is its own aggregate): pages per task per run;
+      with ``lookback_days`` on an app task, at most its re-checks of non-final windows too
+      (``app-rankings (lookback, at most)``). The rankings lookback costs nothing: it rides on the
+      run's own request.
     """
     first, last = parse_day(first_day, "from"), parse_day(last_day, "to")
     if last < first:
@@ -123,7 +130,25 @@ def plan_backfill(
         per_run = sum(len(app_pages(n)) for n in shape.app_max_apps)
         plan.requests["app-rankings"] = per_run * runs
         plan.naive["app-rankings"] = per_run * runs
+        # lookback re-checks cost real requests: a window is re-checked while it is not final (the
+        # last RESTATEMENT_DAYS windows of a range that ends near today), by each later run whose
+        # lookback reaches it, unless it was written less than an hour before (the same backfill)
+        lookback = sum(len(app_pages(n)) * days * min(runs, RESTATEMENT_DAYS)
+                       for n, days in zip(shape.app_max_apps, shape.app_lookback_days) if days)
+        if lookback:
+            plan.requests["app-rankings (lookback, at most)"] = lookback
+            plan.naive["app-rankings (lookback, at most)"] = lookback
     return plan
+
+
+def steady_state_requests(shape: DagShape) -> int:
+    """Requests one daily run spends once the history is landed: one sensor probe (the rankings
+    operator reuses it, lookback included), the app-rankings pages, and each app-rankings
+    lookback's re-checked windows (one per day of ``lookback_days``, each its pages)."""
+    probes = shape.sensors or shape.rankings_tasks
+    apps = sum(len(app_pages(n)) for n in shape.app_max_apps)
+    lookback = sum(len(app_pages(n)) * days for n, days in zip(shape.app_max_apps, shape.app_lookback_days))
+    return probes + apps + lookback
 
 
 def dag_shape(dag: Any) -> DagShape:
@@ -133,6 +158,7 @@ def dag_shape(dag: Any) -> DagShape:
 
     sensors = rankings = 0
     apps: list[int] = []
+    lookbacks: list[int] = []
     for task in dag.tasks:
         kind = getattr(task, "operator_class", type(task))
         if isinstance(kind, type) and issubclass(kind, OpenRouterAsOfSensor):
@@ -140,8 +166,12 @@ def dag_shape(dag: Any) -> DagShape:
         elif isinstance(kind, type) and issubclass(kind, RankingsDailyOperator):
             rankings += 1
         elif isinstance(kind, type) and issubclass(kind, AppRankingsOperator):
-            apps.extend(_app_instances(task))
-    return DagShape(sensors=sensors, rankings_tasks=rankings, app_max_apps=tuple(apps), max_active_runs=dag.max_active_runs)
+            instances = _app_instances(task)
+            apps.extend(instances)
+            days = dict(task.partial_kwargs).get("lookback_days", 0) if hasattr(task, "partial_kwargs") else task.lookback_days
+            lookbacks.extend([int(days or 0)] * len(instances))
+    return DagShape(sensors=sensors, rankings_tasks=rankings, app_max_apps=tuple(apps), max_active_runs=dag.max_active_runs,
+                    app_lookback_days=tuple(lookbacks))
 
 
 def _app_instances(task: Any) -> list[int]:
@@ -195,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          memory_proves_last_day=args.memory_proves_last_day)
     print(f"DAG {dag.dag_id}: {dag_shape(dag)}")
     print(plan.report())
+    print(f"steady state afterwards: {steady_state_requests(dag_shape(dag))} request(s) per daily run")
     return 0
 
 

@@ -17,9 +17,9 @@ Two ways, measured the same way:
 * **naive**: one request per run and task: ``coalesce=False``, no ``as_of`` memory, and each
   task asks for itself (the sensor's probe is not shared).
 
-Run by run in this process, the "first wave" of a concurrent backfill is a single run; with
-``airflow backfill create`` (10 runs at a time by default) the sensors of up to 10 runs per calendar
-year can probe before the memory knows the year (see ``tests/backfill/test_scheduler_backfill.py``).
+Run by run in this process; with ``airflow backfill create`` (10 runs at a time by default) the
+sensors probe one at a time and the first probe proves every day, so the counts are the same (see
+``tests/backfill/test_scheduler_backfill.py``).
 
 The ``as_of`` memory is an Airflow Variable; outside a task process Airflow cannot write Variables,
 so here it lives in a dict with the same ``get``/``set`` calls (the memory's logic is the real one).
@@ -340,9 +340,9 @@ def run(args: argparse.Namespace, home: Path) -> int:
         from airflow_provider_openrouter.api.datasets.app_rankings import app_pages
 
         report(first, last, scenarios, plan, args.apps, len(app_tasks), sum(len(app_pages(n)) for n in shape.app_max_apps))
-        print("\nSensor probes here come from one run at a time; `airflow backfill create` starts 10 runs at once by\n"
-              "default (--max-active-runs), and the sensors of every run that starts before a rankings task of its\n"
-              f"calendar year has finished probe: up to 10 per year touched, here {10 * len({first.year, last.year})}.")
+        print("\nRuns here go one at a time; `airflow backfill create` starts 10 runs at once by default: the sensors\n"
+              "then probe one at a time (a lease), and the first probe proves every day, so the count is the same\n"
+              "(tests/backfill/test_scheduler_backfill.py checks it through the real scheduler).")
     return 0
 
 

@@ -10,10 +10,11 @@ that starts at D+1 00:00 UTC has the data interval [D, D+1) and lands day D):
 3. ``app_rankings_popular`` / ``app_rankings_trending``: top 50 apps of D, overall and for each app
    category (mapped), -> ``{output}/app_rankings/sort=.../category=.../subcategory=all/window=D_D/``.
 
-About 12 requests per run, well inside 30/minute and 500/day. ``max_active_runs=2`` paces scheduled
-catch-up; ``airflow backfill create`` does not use it (it runs 10 at once unless told otherwise), so
-backfill with ``--max-active-runs 2 --run-backwards``: newest first, the first rankings fetch proves
-every older day for the sensors, and each calendar year costs one rankings request (see the planner:
+About 12 requests per run, well inside 30/minute and 500/day. Each run's rankings also re-verify the
+non-final days of the week before (``lookback_days``, on the sensor's one request) and rewrite the
+ones OpenRouter restated. ``max_active_runs=2`` paces scheduled catch-up; ``airflow backfill create``
+needs no special flags: with its defaults (10 runs at once) the sensors probe once in all and each
+calendar year costs one rankings request (see the planner:
 ``python -m airflow_provider_openrouter.planner --dag-file dags/openrouter_daily.py --from ...``).
 Assets (for asset-scheduled downstream DAGs): ``{output}/rankings_daily``
 and ``{output}/app_rankings/sort={popular,trending}``.

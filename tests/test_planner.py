@@ -47,3 +47,15 @@ def test_cli_reads_the_example_dag(capsys: pytest.CaptureFixture[str]) -> None:
     assert "sensors=1, rankings_tasks=1" in out and "app_max_apps=(50, 50, 50, 50, 50, 50, 50, 50, 50, 50)" in out
     assert "rankings-daily (operators)                 1        31" in out
     assert "app-rankings                             310       310" in out
+
+
+def test_app_lookback_requests_are_counted_and_the_rankings_lookback_is_free() -> None:
+    from airflow_provider_openrouter.planner import steady_state_requests
+
+    shape = DagShape(sensors=1, rankings_tasks=1, app_max_apps=(50, 150), app_lookback_days=(0, 3))
+    plan = plan_backfill("2026-11-01", "2026-11-22", shape)
+    assert plan.requests["app-rankings (lookback, at most)"] == 2 * 3 * 7  # 2 pages, 3 days, the 7 non-final windows
+    assert plan.requests["rankings-daily (operators)"] == 1 and plan.requests["rankings-daily (sensor probes)"] == 1
+    assert "app-rankings (lookback, at most)" not in plan_backfill("2026-11-01", "2026-11-22", SHAPE).requests
+    assert steady_state_requests(shape) == 1 + (1 + 2) + 2 * 3
+    assert steady_state_requests(SHAPE) == 1 + 3

@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 __all__ = ["AppRankingsOperator", "RankingsDailyOperator"]
 
+#: An app-rankings window landed less than this long ago is not re-checked by the lookback.
+APP_RECHECK_AFTER = timedelta(hours=1)
+
 
 def _manifest_as_of(manifest: Mapping[str, Any] | None) -> datetime | None:
     """The ``meta.as_of`` a landed day's data comes from (None if unreadable: re-verify it)."""
@@ -88,9 +91,17 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
     :param openrouter_conn_id: the ``openrouter`` connection holding the API key.
     :param format: ``jsonl`` (default) or ``parquet`` (extra ``parquet``).
     :param window_start: with ``window_end``, inclusive UTC days overriding the data interval. Templated.
-    :param restatement_days: a cached day is trusted as final only if the snapshot was taken at least
-        this many days after the day ended (OpenRouter revises recent days; default 7). Younger days
-        are refetched unless the cache entry is less than an hour old.
+    :param restatement_days: a day's numbers are final only if the answer's ``meta.as_of`` (the API's
+        clock) is at least this many days after the day ended (OpenRouter revises recent days;
+        default 7). Every manifest says so (``final``, ``final_after``); a cached day younger than
+        that is refetched unless the cache entry is less than ``cache_fresh_for`` old.
+    :param lookback_days: also re-verify the already-landed days among this many days before the
+        run's window whose manifest is not ``final`` (default ``restatement_days``; 0 turns it off).
+        It rides on the run's own single request (one window from the first of those days to the
+        run's last day: no extra request; the sensor's probe holds them). Days whose data changed are
+        rewritten (manifest ``previous_sha256``, ``restated_at``; the asset event's extra lists them
+        in ``restated_days``); unchanged data files are not touched (a day turning final gets a new
+        manifest only). The lookback never creates partitions.
     :param coalesce: use the chunk cache (default True).
     :param cache_fresh_for: how long a fetched chunk also serves its young days (default one hour, so
         the runs of one backfill share it; ``timedelta(0)`` refetches young days every time).
@@ -316,6 +327,14 @@ class AppRankingsOperator(OpenRouterDatasetOperator):
     :param category: coding, creative, productivity, entertainment, or None for all apps. Templated.
     :param subcategory: a marketplace subcategory (must agree with ``category``), or None. Templated.
     :param max_apps: 1-200 apps (pages of 100; the API reaches no further).
+    :param lookback_days: also re-check the already-landed, non-final windows of the same length that
+        end within this many days before the run's window (default 0: off). App rankings are
+        aggregates over their window, so **each re-checked window costs its own requests** (one per
+        page of 100 apps): with a daily schedule, ``lookback_days=7`` and ``max_apps<=100`` a run
+        spends up to 8 requests instead of 1 (the planner counts them). A window whose manifest was
+        written less than an hour ago (the same backfill) is not re-checked.
+    :param restatement_days: a window's numbers are ``final`` once the answer's ``as_of`` is this many
+        days after the window ended (default 7).
     Other parameters as :class:`RankingsDailyOperator`.
     """
 
@@ -332,8 +351,16 @@ class AppRankingsOperator(OpenRouterDatasetOperator):
         category: str | None = None,
         subcategory: str | None = None,
         max_apps: int = 50,
+        lookback_days: int = 0,
+        restatement_days: int = DEFAULT_RESTATEMENT_DAYS,
         **kwargs: Any,
     ) -> None:
+        for name, value in (("lookback_days", lookback_days), ("restatement_days", restatement_days)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidParameterError(
+                    f"Task {kwargs.get('task_id', '?')!r}: {name}={value!r} must be a whole number of days >= 0."
+                )
+        self.lookback_days, self.restatement_days = lookback_days, restatement_days
         self.sort, self.category, self.subcategory, self.max_apps = sort, category, subcategory, max_apps
         if not any(templated(v) for v in (sort, category, subcategory)):
             try:
@@ -364,19 +391,66 @@ class AppRankingsOperator(OpenRouterDatasetOperator):
             "Requesting OpenRouter app-rankings for %s: sort=%s category=%s subcategory=%s max_apps=%d via connection %r.",
             window, self.sort, category or "all", subcategory or "all", self.max_apps, self.openrouter_conn_id,
         )
+        recheck = self._windows_to_recheck(base, window, category, subcategory)
+        if recheck:
+            self.log.info("Lookback: re-checking %d landed non-final window(s) (%s): one request per page each.",
+                          len(recheck), ", ".join(str(w) for w, _ in recheck))
         with Landing(self, base) as landing:
-            try:
-                result = hook.get_app_rankings(window.start, window.end, self.sort, category, subcategory, self.max_apps)
-            except BadRequestError as exc:
-                raise self._translate_bad_request(exc, window) from exc
-            self._check_answer(result.meta, window)
-            if result.capped:
-                self.log.warning("Reached the API's ceiling of 200 apps; apps ranked lower are not reachable.")
-            fetch = Fetch(window, dict(result.meta.raw), tuple(result.requests), datetime.now(timezone.utc))
-            key = app_rankings.partition_key(self.sort, category, subcategory, window)
-            landing.stage(key, [row.to_record() for row in result.rows], app_rankings.COLUMNS, fetch, window)
-            landing.commit(window, extra={
-                "app_query": {"sort": self.sort, "category": category, "subcategory": subcategory, "max_apps": self.max_apps},
-                "capped": result.capped,
-            })
+            for days, current in [(window, None), *recheck]:
+                try:
+                    result = hook.get_app_rankings(days.start, days.end, self.sort, category, subcategory, self.max_apps)
+                except BadRequestError as exc:
+                    raise self._translate_bad_request(exc, days) from exc
+                self._check_answer(result.meta, days)
+                if result.capped:
+                    self.log.warning("Reached the API's ceiling of 200 apps; apps ranked lower are not reachable.")
+                fetch = Fetch(days, dict(result.meta.raw), tuple(result.requests), datetime.now(timezone.utc))
+                key = app_rankings.partition_key(self.sort, category, subcategory, days)
+                final_after = day_complete_at(days.end, timedelta(days=self.restatement_days))
+                extra: dict[str, Any] = {
+                    "app_query": {"sort": self.sort, "category": category, "subcategory": subcategory, "max_apps": self.max_apps},
+                    "capped": result.capped,
+                    "final": result.meta.as_of >= final_after,
+                    "final_after": final_after.isoformat().replace("+00:00", "Z"),
+                    "restatement_days": self.restatement_days,
+                }
+                if current and current.get("restated_at"):
+                    extra["restated_at"] = current["restated_at"]
+                partition = landing.stage(
+                    key, [row.to_record() for row in result.rows], app_rankings.COLUMNS, fetch, days,
+                    manifest_extra=extra, lookback=current is not None,
+                    refresh=current is not None and current.get("final") != extra["final"],
+                )
+                if partition.status == "restated":
+                    landing.manifest_extra[key] = {**extra, "restated_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")}
+            landing.commit(window)
         return self._report(context, window, landing, hook)
+
+    def _windows_to_recheck(self, base: Any, window: Window, category: str | None,
+                            subcategory: str | None) -> list[tuple[Window, dict[str, Any]]]:
+        """Landed non-final windows of the run's length ending within ``lookback_days`` before it."""
+        out: list[tuple[Window, dict[str, Any]]] = []
+        step = timedelta(days=window.days)
+        previous = window
+        while self.lookback_days:
+            if previous.start - step < DATASET_FLOOR:
+                break
+            previous = Window(previous.start - step, previous.end - step)
+            if previous.end < window.start - timedelta(days=self.lookback_days):
+                break
+            key = app_rankings.partition_key(self.sort, category, subcategory, previous)
+            raw = storage.read_bytes(storage.join(base, key) / storage.MANIFEST_NAME)
+            try:
+                current = manifests.loads(raw) if raw is not None else None
+            except manifests.ManifestError:
+                current = {}
+            if current is None or current.get("final") is True:
+                continue
+            try:
+                fetched_at = datetime.fromisoformat(str(current.get("fetched_at")).replace("Z", "+00:00"))
+            except ValueError:
+                fetched_at = None
+            if fetched_at is not None and datetime.now(timezone.utc) - fetched_at < APP_RECHECK_AFTER:
+                continue  # written by this backfill a moment ago: nothing new to learn yet
+            out.append((previous, current))
+        return out

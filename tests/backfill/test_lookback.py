@@ -188,3 +188,50 @@ def test_a_backfill_that_served_young_days_from_a_stale_chunk_converges_on_the_n
         after["rankings_daily/date=2026-02-21/data.jsonl"]
         == before["rankings_daily/date=2026-02-21/data.jsonl"]
     )
+
+
+def test_app_rankings_lookback_is_off_by_default_and_each_recheck_costs_a_request(
+    openrouter_emulator_factory: Callable[..., Emulator],
+    openrouter_conn: Callable[..., str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow_provider_openrouter.operators import rankings as module
+    from airflow_provider_openrouter.operators.rankings import AppRankingsOperator
+
+    caplog.set_level(logging.ERROR, logger="airflow_provider_openrouter.runtime.as_of_memory")
+    # the runs below are a day apart on the API's clock but seconds apart on this machine's: let the
+    # lookback re-check windows written a moment ago (normally it waits an hour: the same backfill)
+    monkeypatch.setattr(module, "APP_RECHECK_AFTER", timedelta(0))
+    first = date(2026, 2, 10)
+    emulator = openrouter_emulator_factory(rpm=None, daily_limit=None)
+    conn = openrouter_conn(emulator)
+    off = AppRankingsOperator(
+        task_id="apps", output_uri=(tmp_path / "off").as_uri(), openrouter_conn_id=conn
+    )
+    on = AppRankingsOperator(
+        task_id="apps",
+        output_uri=(tmp_path / "on").as_uri(),
+        openrouter_conn_id=conn,
+        lookback_days=2,
+    )
+    key = "app_rankings/sort=popular/category=all/subcategory=all/window={0}_{0}/_manifest.json"
+    spent: dict[str, list[int]] = {"off": [], "on": []}
+    for day in days(first, first + timedelta(days=2)):
+        emulator.set_now(midnight(day + timedelta(days=1)) + SINCE_MIDNIGHT)
+        if day == first + timedelta(days=2):
+            emulator.restate(first)  # the first window's aggregate changes after it landed
+        for name, op in (("off", off), ("on", on)):
+            before = emulator.request_count("/datasets/app-rankings")
+            summary = run_inline(op, day)
+            spent[name].append(emulator.request_count("/datasets/app-rankings") - before)
+    assert spent == {"off": [1, 1, 1], "on": [1, 2, 3]}  # one request per re-checked window, on top
+    stale = json.loads((tmp_path / "off" / key.format(first)).read_bytes())
+    fixed = json.loads((tmp_path / "on" / key.format(first)).read_bytes())
+    assert stale["previous_sha256"] is None and stale["final"] is False
+    assert fixed["previous_sha256"] == stale["sha256"] != fixed["sha256"] and fixed["restated_at"]
+    assert summary["restated"] == [key.format(first).rsplit("/", 1)[0]]
+    # the unchanged middle window was re-checked but not rewritten
+    middle = tmp_path / "on" / key.format(first + timedelta(days=1))
+    assert json.loads(middle.read_bytes())["meta"]["as_of"] == "2026-02-12T00:30:00Z"
