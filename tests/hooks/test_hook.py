@@ -192,24 +192,31 @@ def probe_both_ways(hook: OpenRouterHook, day: date, **kwargs: Any) -> tuple[pro
     return hook.probe_day(day, **kwargs), asyncio.run(hook.aprobe_day(day, **kwargs))
 
 
-def test_probe_day_answers_for_the_one_day_window_sync_and_async(hook: OpenRouterHook, openrouter_emulator: Any) -> None:
+def test_probe_day_answers_for_the_day_and_its_lookback_sync_and_async(hook: OpenRouterHook, openrouter_emulator: Any) -> None:
     yesterday = openrouter_emulator.last_complete_day()
     sync, async_ = probe_both_ways(hook, yesterday)
-    assert sync == async_ and isinstance(sync, probe.Answered) and sync.result.complete
-    assert sync.result.rankings is not None and sync.result.rankings.rows[-1].model_permaslug == "other"
-    assert [r["params"] for r in openrouter_emulator.requests] == [{"start_date": yesterday.isoformat(), "end_date": yesterday.isoformat()}] * 2
+    assert isinstance(sync, probe.Answered) and isinstance(async_, probe.Answered) and sync.result.complete
+    assert async_.result.complete and sync.result.end_date == async_.result.end_date  # as_of may tick between them
+    assert sync.result.rankings is not None and async_.result.rankings is not None
+    assert sync.result.rankings.rows == async_.result.rankings.rows and sync.result.rankings.rows[-1].model_permaslug == "other"
+    week_before = (yesterday - timedelta(days=7)).isoformat()  # the rankings operator's lookback rides on it
+    assert [r["params"] for r in openrouter_emulator.requests] == [{"start_date": week_before, "end_date": yesterday.isoformat()}] * 2
     later, _ = probe_both_ways(hook, yesterday, settle=timedelta(days=2))  # as_of cannot prove it yet
     assert isinstance(later, probe.Answered) and not later.result.complete and later.result.as_of is not None
     assert hook.request_count == 4
 
 
 def test_probe_day_outcomes_of_refusals(hook: OpenRouterHook, openrouter_emulator: Any) -> None:
-    day = openrouter_emulator.last_complete_day() + timedelta(days=1)  # not served yet: the API refuses the window
+    last = openrouter_emulator.last_complete_day()
+    day = last + timedelta(days=1)  # not served yet: the API answers the days before it, so not complete
     sync, async_ = probe_both_ways(hook, day)
+    assert isinstance(sync, probe.Answered) and not sync.result.complete and sync.result.end_date == last
+    far = last + timedelta(days=9)  # the whole window lies after the API's last day: it refuses it
+    sync, async_ = probe_both_ways(hook, far)
     assert isinstance(sync, probe.NotServedYet) and isinstance(async_, probe.NotServedYet)
-    assert sync.result == probe.ProbeResult(day, False, None, None) and "date" in (sync.api_message or "")
+    assert sync.result == probe.ProbeResult(far, False, None, None) and "date" in (sync.api_message or "")
 
-    served = day - timedelta(days=1)
+    served = last
     openrouter_emulator.inject("429", times=2, path=PROBE_PATH, retry_after=7200, message="Daily request limit exceeded")
     sync, async_ = probe_both_ways(hook, served)
     assert isinstance(sync, probe.RetryAt) and isinstance(async_, probe.RetryAt)
