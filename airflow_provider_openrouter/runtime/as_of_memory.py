@@ -156,7 +156,8 @@ def try_probe_lease(openrouter_conn_id: str, seconds: float = LEASE_SECONDS, set
         return token
     time.sleep(settle)
     current = _read_lease(openrouter_conn_id)
-    return token if current is not None and current.get("token") == token else None
+    # another sensor's token wrote last: it probes; none at all: the lease did not persist, probe alone
+    return token if current is None or current.get("token") == token else None
 
 
 def release_probe_lease(openrouter_conn_id: str, token: str) -> None:
