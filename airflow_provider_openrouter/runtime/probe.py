@@ -116,13 +116,20 @@ def evaluate_probe(payload: Any, target: date, settle: timedelta = timedelta(0),
     """Judge a ``rankings-daily`` answer for ``asked`` (default ``probe_window(target)``).
 
     Raises :class:`InvalidResponseError` if the answer is malformed, so a broken API never
-    counts as "complete".
+    counts as "complete". Of a window wider than ``probe_window(target)`` (a backfill's probe
+    reaching on towards today) only the rows of ``probe_window(target)`` are validated and kept:
+    they are all a task may reuse, and the rest would cost a year's parsing.
     """
     if not isinstance(payload, Mapping) or not isinstance(payload.get("meta"), Mapping):
         raise InvalidResponseError("Invalid response from OpenRouter: the probe's answer has no 'meta' object.", field="meta")
     meta = parse_meta(payload["meta"])
     complete = meta.as_of >= day_complete_at(target, settle) and meta.end_date >= target
-    rankings = parse_rankings_daily(payload, asked or probe_window(target)) if complete else None
+    own = probe_window(target)
+    if complete and asked is not None and asked != own and isinstance(payload.get("data"), list):
+        first, last = own.start.isoformat(), own.end.isoformat()
+        rows = [r for r in payload["data"] if not isinstance(r, Mapping) or first <= str(r.get("date")) <= last]
+        payload = {**payload, "data": rows}
+    rankings = parse_rankings_daily(payload, asked or own) if complete else None
     return ProbeResult(target, complete, meta.as_of, meta.end_date, rankings)
 
 
