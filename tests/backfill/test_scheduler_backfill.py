@@ -161,7 +161,6 @@ def test_backfill_with_default_flags_and_a_restatement_converges_on_the_next_run
     stack: Stack, tmp_path: Path, openrouter_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    started = time.monotonic()
     home, db = stack.home, stack.home / "airflow.db"
     lake = tmp_path / "lake"
     dag_file = home / "dags" / f"{DAG_ID}.py"
