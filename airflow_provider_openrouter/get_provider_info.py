@@ -90,6 +90,20 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_openrouter.triggers.as_of", "airflow_provider_openrouter.triggers.session_cost"],
             }
         ],
+        "extra-links": [
+            "airflow_provider_openrouter.operators.links.OpenRouterDatasetPageLink",
+            "airflow_provider_openrouter.operators.links.OpenRouterPartitionLink",
+        ],
+        "asset-uris": [
+            {
+                # assets the hook reports to Airflow's hook lineage collector, e.g.
+                # openrouter://openrouter.ai/api/v1/datasets/rankings-daily; OpenLineage names them
+                # namespace https://openrouter.ai, name /api/v1/datasets/rankings-daily
+                "schemes": ["openrouter"],
+                "handler": None,
+                "to_openlineage_converter": "airflow_provider_openrouter.runtime.lineage.asset_to_openlineage",
+            }
+        ],
         "integrations": [
             {
                 "integration-name": "OpenRouter",

@@ -86,6 +86,8 @@ class OpenRouterClient:
     :param requests_per_minute: in-process pacing for this key.
     :param policy: the :class:`RetryPolicy`.
     :param source: how to name the credentials in error messages (e.g. a connection id).
+    :param on_request: called after every attempt with ``(method, path, status)`` (``status`` None
+        when no answer came: a transport error); the hook passes its metrics here. Never fails a call.
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class OpenRouterClient:
         source: str = "the OpenRouter connection",
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         budget: Budget | None = None,
+        on_request: Callable[[str, str, int | None], None] | None = None,
     ) -> None:
         if not api_key:
             raise AuthenticationError(
@@ -116,6 +119,7 @@ class OpenRouterClient:
         #: pacing shared with other processes (blocking: sync callers only), see api/budget.py
         self.budget = budget
         self._clock = clock
+        self.on_request = on_request
         self._headers = {
             "Accept": "application/json",
             "User-Agent": f"airflow-provider-openrouter/{__version__}",
@@ -220,6 +224,8 @@ class OpenRouterClient:
             outcome = yield send
             self.request_count += 1
             self.requests_by_path[send.path] += 1
+            if self.on_request is not None:
+                self._report(send, outcome)
             now = self._clock()
             if isinstance(outcome, httpx.TransportError):
                 problem = f"{type(outcome).__name__} ({self._redact(str(outcome)) or 'no detail'})"
@@ -317,6 +323,13 @@ class OpenRouterClient:
                 status=status,
                 api_message=message,
             )
+
+    def _report(self, send: Send, outcome: Outcome | None) -> None:
+        status = outcome.status_code if isinstance(outcome, httpx.Response) else None
+        try:
+            self.on_request(send.method, send.path, status)  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - an observer never fails the call it observes
+            log.debug("on_request callback failed for %s %s.", send.method, send.path, exc_info=True)
 
     @contextmanager
     def redacting(self) -> Iterator[None]:

@@ -45,6 +45,7 @@ from airflow_provider_openrouter.runtime import probe
 from airflow_provider_openrouter.api.retry import RetryPolicy
 from airflow_provider_openrouter.api.datasets.app_rankings import AppRankings, join_app_pages, parse_app_rankings_page
 from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily, parse_rankings_daily
+from airflow_provider_openrouter.runtime import lineage, metrics
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -107,6 +108,7 @@ def client_from_connection(
         policy=policy,
         source=source,
         budget=budget,
+        on_request=metrics.record_request,
     )
 
 
@@ -210,9 +212,11 @@ class OpenRouterHook(BaseHook):
         """
         window = endpoints.request_window(start_date, end_date)
         client = self.get_conn()
-        payload = client.get(rankings_daily.PATH, endpoints.window_params(window))
+        params = endpoints.window_params(window)
+        payload = client.get(rankings_daily.PATH, params)
         with client.redacting():
             result = parse_rankings_daily(payload, window)
+        lineage.record_hook_input(self, client.base_url, rankings_daily.PATH, params)
         self.log.info(
             "rankings-daily %s: %d rows, as_of %s%s",
             window, len(result.rows), result.meta.as_of.isoformat(),
@@ -239,8 +243,8 @@ class OpenRouterHook(BaseHook):
         try:
             payload = client.get(rankings_daily.PATH, endpoints.window_params(asked), deadline=deadline)
         except OpenRouterError as exc:
-            return _probe_refusal(exc, day)
-        return _probe_answer(client, payload, day, settle, asked)
+            return metrics.counted_probe(_probe_refusal(exc, day))
+        return metrics.counted_probe(_probe_answer(client, payload, day, settle, asked))
 
     async def aprobe_day(
         self, day: date, settle: timedelta = timedelta(0), *, deadline: float | None = None
@@ -251,8 +255,8 @@ class OpenRouterHook(BaseHook):
         try:
             payload = await client.aget(rankings_daily.PATH, endpoints.window_params(asked), deadline=deadline)
         except OpenRouterError as exc:
-            return _probe_refusal(exc, day)
-        return _probe_answer(client, payload, day, settle, asked)
+            return metrics.counted_probe(_probe_refusal(exc, day))
+        return metrics.counted_probe(_probe_answer(client, payload, day, settle, asked))
 
     def get_app_rankings(
         self,
@@ -286,6 +290,7 @@ class OpenRouterHook(BaseHook):
         total = sum(len(rows) for _, rows in pages)
         with client.redacting():
             result = join_app_pages(pages, window, capped=total >= APP_CEILING, requests=sent)
+        lineage.record_hook_input(self, client.base_url, app_rankings.PATH, {k: v for k, v in sent[0].items() if k not in ("limit", "offset")} | {"max_apps": max_apps})
         self.log.info(
             "app-rankings %s sort=%s category=%s subcategory=%s: %d apps in %d request(s), as_of %s",
             window, sort, category, subcategory, total, len(sent), result.meta.as_of.isoformat(),

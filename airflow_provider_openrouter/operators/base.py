@@ -22,11 +22,14 @@ from airflow_provider_openrouter.exceptions import (
     BadRequestError,
     InvalidParameterError,
     InvalidResponseError,
+    QuotaExhaustedError,
     RateLimitedError,
     WindowNotCompleteError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.lake.land import Batch, file_facts
+from airflow_provider_openrouter.operators.links import PARTITION_XCOM_KEY, OpenRouterDatasetPageLink, OpenRouterPartitionLink
+from airflow_provider_openrouter.runtime import lineage, metrics
 from airflow_provider_openrouter.lake.manifest import build_manifest, citation, window_record
 from airflow_provider_openrouter.runtime.run_window import (  # noqa: F401 (re-exported for callers of the old path)
     check_partition_schedule,
@@ -71,12 +74,15 @@ class Landing(Batch):
         #: manifest records a new verification (their data file is not touched).
         self.manifest_extra: dict[str, Mapping[str, Any]] = {}
         self.refresh: set[str] = set()
+        #: Columns of the staged partitions (for the lineage schema facet).
+        self.columns: Sequence[tuple[str, str]] = ()
 
     def stage(self, key: str, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]], fetch: Fetch,  # type: ignore[override]
               days: Window, *, manifest_extra: Mapping[str, Any] | None = None, refresh: bool = False,
               lookback: bool = False) -> storage.StagedPartition:
         """Stage one partition. ``manifest_extra``: keys added to its manifest; ``refresh``: rewrite the
         manifest even when the data is unchanged; ``lookback``: a re-verified partition outside the run's window."""
+        self.columns = columns
         partition = super().stage(key, records, columns, window=days, info=fetch)
         if lookback:
             self.lookback.append(self.items.pop())
@@ -122,6 +128,7 @@ class OpenRouterDatasetOperator(BaseOperator):
     template_fields: Sequence[str] = ("output_uri", "output_conn_id", "window_start", "window_end")
     dataset: str = ""
     request_path: str = ""
+    operator_extra_links = (OpenRouterDatasetPageLink(), OpenRouterPartitionLink())
 
     def __init__(
         self,
@@ -181,6 +188,7 @@ class OpenRouterDatasetOperator(BaseOperator):
             if not self.defer_on_rate_limit or exc.retry_at is None:
                 raise
             resume = max(exc.retry_at, datetime.now(timezone.utc)) + timedelta(seconds=1)
+            metrics.record_deferral(self.dataset, isinstance(exc, QuotaExhaustedError))
             self.log.warning(
                 "%s Deferring until %s without holding a worker slot; nothing was written.", exc, resume.isoformat()
             )
@@ -321,6 +329,7 @@ class OpenRouterDatasetOperator(BaseOperator):
                 "restated": sum(1 for p, _, _ in landing.lookback if p.status == "restated"),
                 "manifests_updated": sum(1 for p, _, _ in landing.lookback if p.status == "unchanged" and p.key in landing.refresh),
             }
+        self._observe(context, window, landing, hook, as_of)
         if self.asset is not None:
             event = context["outlet_events"][self.asset]
             event.extra = {
@@ -338,6 +347,49 @@ class OpenRouterDatasetOperator(BaseOperator):
                 event.add_partitions(keys)
                 summary["partition_keys"] = keys
         return summary
+
+
+    # ------------------------------------------------------------ observability
+    def _observe(self, context: Context, window: Window, landing: Landing, hook: OpenRouterHook, as_of: str) -> None:
+        """Metrics of what landed, the lineage record (read by :meth:`get_openlineage_facets_on_complete`)
+        and the newest partition's URI for :class:`~airflow_provider_openrouter.operators.links.OpenRouterPartitionLink`."""
+        staged = landing.items + landing.lookback  # re-verified partitions before the window count too
+        try:
+            seen: datetime | None = datetime.fromisoformat(as_of.replace("Z", "+00:00")) if as_of else None
+        except ValueError:
+            seen = None
+        metrics.record_landing(self.dataset, [(p.status, p.row_count, p.size) for p, _, _ in staged], seen)
+        parameters: list[Mapping[str, Any]] = []
+        for _, fetch, _ in staged:
+            parameters.extend(p for p in fetch.params if p not in parameters)
+        self._lineage_record = lineage.LandingRecord(
+            dataset=self.dataset,
+            request_path=self.request_path,
+            base_url=hook.get_conn().base_url,
+            output_uri=self.output_uri,
+            output_dir=self._asset_suffix() or self.dataset,
+            window={"start": window.start.isoformat(), "end": window.end.isoformat(), "days": window.days},
+            parameters=parameters,
+            as_of=as_of,
+            requests=hook.request_count,
+            data_format=self.format,
+            columns=tuple(landing.columns),
+            parquet_schema=next((p.schema for p, _, _ in staged if p.schema), None),
+            partitions=[
+                lineage.PartitionRecord(p.key, p.status, p.row_count, p.size, p.sha256, p.previous_sha256, p.data_file)
+                for p, _, _ in staged
+            ],
+        )
+        if landing.items:
+            newest = max(landing.items, key=lambda item: item[2].end)[0]
+            context["ti"].xcom_push(key=PARTITION_XCOM_KEY, value=self.output_uri.rstrip("/") + "/" + newest.key + "/")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage for the finished run, from what it landed (no request): the OpenRouter endpoint
+        read (window and parameters in facet ``openrouter_request``), the lake dataset written (row and
+        byte counts, schema, citation and licence, partitions; ``lifecycleStateChange`` OVERWRITE when a
+        partition's earlier data was replaced). None when the OpenLineage provider is not installed."""
+        return lineage.operator_lineage(getattr(self, "_lineage_record", None))
 
 
 def event_partition_keys(context: Context, staged: Sequence[tuple[Any, Any, Window]]) -> list[str]:
