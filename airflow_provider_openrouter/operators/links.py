@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 PARTITION_XCOM_KEY = "openrouter_partition_uri"
 
 #: Endpoint path -> the page where people see that dataset on openrouter.ai.
-PUBLIC_PAGES = {rankings_daily.PATH: rankings_daily.PUBLIC_PAGE, app_rankings.PATH: app_rankings.PUBLIC_PAGE}
+PUBLIC_PAGES = {
+    rankings_daily.PATH: rankings_daily.PUBLIC_PAGE,
+    app_rankings.PATH: app_rankings.PUBLIC_PAGE,
+}
 
 
 class OpenRouterDatasetPageLink(BaseOperatorLink):

@@ -16,9 +16,10 @@ OpenLineage provider; without it the operators return no lineage and the hook re
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_openrouter.api.datasets import CAVEATS, LICENSE, app_rankings, rankings_daily
@@ -111,14 +112,20 @@ def citation_text(request_path: str, as_of: str) -> str:
     module = DATASETS.get(request_path)
     if module is None:
         return "Source: OpenRouter (openrouter.ai)."
-    return module.CITATION.format(as_of=as_of) if as_of else module.CITATION.split(", as of")[0] + "."
+    return (
+        module.CITATION.format(as_of=as_of) if as_of else module.CITATION.split(", as of")[0] + "."
+    )
 
 
 @cache
 def _facet_classes() -> tuple[type, type, type]:
     """The provider's custom facets (attrs classes built on OpenLineage's base facets, on first use)."""
     import attr
-    from openlineage.client.generated.base import DatasetFacet, InputDatasetFacet, OutputDatasetFacet
+    from openlineage.client.generated.base import (
+        DatasetFacet,
+        InputDatasetFacet,
+        OutputDatasetFacet,
+    )
 
     @attr.define
     class OpenRouterRequestInputDatasetFacet(InputDatasetFacet):
@@ -126,9 +133,9 @@ def _facet_classes() -> tuple[type, type, type]:
 
         window: dict[str, Any] = attr.field(factory=dict)
         parameters: list[dict[str, Any]] = attr.field(factory=list)
-        asOf: str | None = attr.field(default=None)  # noqa: N815
+        asOf: str | None = attr.field(default=None)
         requests: int | None = attr.field(default=None)
-        baseUrl: str | None = attr.field(default=None)  # noqa: N815
+        baseUrl: str | None = attr.field(default=None)
 
         @staticmethod
         def _get_schema() -> str:
@@ -141,7 +148,7 @@ def _facet_classes() -> tuple[type, type, type]:
         citation: str = ""
         license: str = LICENSE
         caveats: str = CAVEATS
-        publicPage: str | None = attr.field(default=None)  # noqa: N815
+        publicPage: str | None = attr.field(default=None)
 
         @staticmethod
         def _get_schema() -> str:
@@ -157,7 +164,11 @@ def _facet_classes() -> tuple[type, type, type]:
         def _get_schema() -> str:
             return SCHEMA_URL + "#/$defs/OpenRouterPartitionsOutputDatasetFacet"
 
-    return OpenRouterRequestInputDatasetFacet, OpenRouterSourceDatasetFacet, OpenRouterPartitionsOutputDatasetFacet
+    return (
+        OpenRouterRequestInputDatasetFacet,
+        OpenRouterSourceDatasetFacet,
+        OpenRouterPartitionsOutputDatasetFacet,
+    )
 
 
 def _source_facets(request_path: str, as_of: str) -> dict[str, Any]:
@@ -188,7 +199,9 @@ def input_dataset(record: LandingRecord) -> Any:
         inputFacets={
             REQUEST_FACET: request_facet(
                 window=dict(record.window),
-                parameters=[{k: v for k, v in p.items() if v is not None} for p in record.parameters],
+                parameters=[
+                    {k: v for k, v in p.items() if v is not None} for p in record.parameters
+                ],
                 asOf=record.as_of or None,
                 requests=record.requests,
                 baseUrl=public_url(record.base_url),
@@ -209,7 +222,7 @@ def store_dataset_name(uri: str) -> tuple[str, str]:
         from airflow.sdk import Asset
 
         converted = translate_airflow_asset(Asset(uri), None)
-    except Exception:  # noqa: BLE001 - fall back to the generic rule below
+    except Exception:
         converted = None
     if converted is not None:
         return converted.namespace, converted.name
@@ -238,7 +251,9 @@ def output_dataset(record: LandingRecord) -> Any:
     facets: dict[str, Any] = {
         "schema": SchemaDatasetFacet(
             fields=[
-                SchemaDatasetFacetFields(name=column, type=types.get(column, COLUMN_TYPES.get(kind, kind)))
+                SchemaDatasetFacetFields(
+                    name=column, type=types.get(column, COLUMN_TYPES.get(kind, kind))
+                )
                 for column, kind in record.columns
             ]
         ),
@@ -254,7 +269,9 @@ def output_dataset(record: LandingRecord) -> Any:
         facets=facets,
         outputFacets={
             "outputStatistics": OutputStatisticsOutputDatasetFacet(
-                rowCount=sum(p.rows for p in written), size=sum(p.size for p in written), fileCount=len(written)
+                rowCount=sum(p.rows for p in written),
+                size=sum(p.size for p in written),
+                fileCount=len(written),
             ),
             PARTITIONS_FACET: partitions_facet(
                 partitions=[
@@ -310,7 +327,7 @@ def record_hook_input(hook: Any, base_url: str, path: str, parameters: Mapping[s
                 "base_url": public_url(base_url),
             },
         )
-    except Exception:  # noqa: BLE001 - lineage never fails a call
+    except Exception:
         log.debug("Could not record hook lineage for %s.", path, exc_info=True)
 
 

@@ -50,8 +50,15 @@ AS_OF_LAG = f"{PREFIX}.as_of.lag"
 
 #: Every metric name this provider sends.
 NAMES = (
-    REQUESTS, RATE_LIMITED, QUOTA_DEFERRALS, SENSOR_PROBES, ROWS_WRITTEN, BYTES_WRITTEN,
-    PARTITIONS_WRITTEN, PARTITIONS_REWRITTEN, AS_OF_LAG,
+    REQUESTS,
+    RATE_LIMITED,
+    QUOTA_DEFERRALS,
+    SENSOR_PROBES,
+    ROWS_WRITTEN,
+    BYTES_WRITTEN,
+    PARTITIONS_WRITTEN,
+    PARTITIONS_REWRITTEN,
+    AS_OF_LAG,
 )
 
 
@@ -70,14 +77,14 @@ def _stats() -> Any:
 def incr(name: str, count: int = 1, tags: dict[str, str] | None = None) -> None:
     try:
         _stats().incr(name, count, tags=tags or {})
-    except Exception:  # noqa: BLE001 - metrics never fail a task
+    except Exception:
         log.debug("Could not send metric %s.", name, exc_info=True)
 
 
 def gauge(name: str, value: float, tags: dict[str, str] | None = None) -> None:
     try:
         _stats().gauge(name, value, tags=tags or {})
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.debug("Could not send metric %s.", name, exc_info=True)
 
 
@@ -126,7 +133,9 @@ def as_of_lag_seconds(as_of: datetime, now: datetime | None = None) -> float:
     return max(0.0, ((now or datetime.now(timezone.utc)) - newest_end).total_seconds())
 
 
-def record_landing(dataset: str, statuses: list[tuple[str, int, int]], as_of: datetime | None) -> None:
+def record_landing(
+    dataset: str, statuses: list[tuple[str, int, int]], as_of: datetime | None
+) -> None:
     """One run's partitions: ``(status, rows, bytes)`` each; unchanged ones count nothing."""
     rows = size = 0
     for status, row_count, byte_count in statuses:

@@ -1,115 +1,41 @@
 """Lineage, metrics and extra links of the dataset operators in real DAG runs.
 
-Each run is a real ``dag.test`` in a fresh process (``observed_dag_run.py``) with the real
-OpenLineage provider writing every event to a file (file transport) and Airflow's ``Stats`` sending
-StatsD datagrams to a UDP socket this test listens on (influxdb-style tags, so tags are on the wire).
+Each run is a real ``dag.test`` in a fresh process with the real OpenLineage provider writing every
+event to a file and Airflow's ``Stats`` sending StatsD datagrams to a UDP socket the test listens
+on (see :mod:`tests.observing`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+
+from tests.observing import Observer, observe
 
 from .conftest import Env
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = Path(__file__).with_name("observed_dag_run.py")
-OL_PRODUCER_NAMESPACE = "https://openrouter.ai"
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    tags: dict[str, str]
-    value: float
-    kind: str
-
-
-@dataclass
-class Observer:
-    """Runs DAGs in a fresh process and collects what they emitted: lineage events and metrics."""
-
-    env: Env
-    events_file: Path
-    statsd: socket.socket
-    events: list[dict[str, Any]] = field(default_factory=list)
-    metrics: list[Metric] = field(default_factory=list)
-
-    def run(self, logical_date: str, dag_id: str | None = None) -> None:
-        self.events_file.write_text("")
-        proc = subprocess.run(
-            [sys.executable, str(SCRIPT), dag_id or self.env.dag_id, f"{logical_date}T00:00:00+00:00"],
-            capture_output=True, text=True, timeout=300, env=os.environ.copy(),
-        )
-        assert proc.returncode == 0 and "STATE=success" in proc.stdout, (proc.stdout + proc.stderr)[-4000:]
-        self.events = [json.loads(line) for line in self.events_file.read_text().splitlines() if line.strip()]
-        self.metrics = self._drain()
-
-    def _drain(self) -> list[Metric]:
-        out = []
-        self.statsd.setblocking(False)
-        while True:
-            try:
-                packet = self.statsd.recv(65535).decode()
-            except BlockingIOError:
-                return out
-            for line in packet.splitlines():
-                head, _, rest = line.partition(":")
-                value, _, kind = rest.partition("|")
-                name, *tags = head.split(",")
-                out.append(Metric(name, dict(t.split("=", 1) for t in tags), float(value), kind.split("|")[0]))
-
-    def complete(self, task_id: str) -> dict[str, Any]:
-        """The COMPLETE event of a task of the DAG run."""
-        found = [
-            e for e in self.events
-            if e.get("eventType") == "COMPLETE" and e.get("job", {}).get("name") == f"{self.env.dag_id}.{task_id}"
-        ]
-        assert len(found) == 1, [(e.get("eventType"), e.get("job", {}).get("name")) for e in self.events]
-        return found[0]
-
-    def ours(self, name: str, **tags: str) -> list[Metric]:
-        return [
-            m for m in self.metrics
-            if m.name == f"airflow.openrouter.{name}" and all(m.tags.get(k) == v for k, v in tags.items())
-        ]
-
-    def total(self, name: str, **tags: str) -> float:
-        return sum(m.value for m in self.ours(name, **tags))
-
 
 @pytest.fixture
 def observer(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Observer]:
-    events = tmp_path / "openlineage.jsonl"
-    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-    monkeypatch.setenv(
-        "AIRFLOW__OPENLINEAGE__TRANSPORT", json.dumps({"type": "file", "log_file_path": str(events), "append": True})
-    )
-    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__NAMESPACE", "lake_tests")
-    for key, value in {
-        "STATSD_ON": "True", "STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(listener.getsockname()[1]),
-        "STATSD_PREFIX": "airflow", "STATSD_INFLUXDB_ENABLED": "True",
-    }.items():
-        monkeypatch.setenv(f"AIRFLOW__METRICS__{key}", value)
-    yield Observer(env, events, listener)
-    listener.close()
+    observing = observe(env.dag_id, tmp_path, monkeypatch)
+    yield observing
+    observing.statsd.close()
 
 
 def lake_sizes(env: Env, prefix: str) -> tuple[int, int]:
     """(data files, bytes) of the committed data files under ``prefix``."""
-    files = {k: v for k, v in env.files().items() if k.startswith(prefix) and k.rsplit("/", 1)[-1].startswith("data.")}
+    files = {
+        k: v
+        for k, v in env.files().items()
+        if k.startswith(prefix) and k.rsplit("/", 1)[-1].startswith("data.")
+    }
     return len(files), sum(len(v) for v in files.values())
 
 
@@ -119,66 +45,99 @@ def xcom(env: Env, task_id: str, key: str) -> Any:
 
     with create_session() as session:
         row = (
-            session.query(XComModel).filter_by(dag_id=env.dag_id, task_id=task_id, key=key)
-            .order_by(XComModel.timestamp.desc()).first()
+            session.query(XComModel)
+            .filter_by(dag_id=env.dag_id, task_id=task_id, key=key)
+            .order_by(XComModel.timestamp.desc())
+            .first()
         )
         return None if row is None else row.value
 
 
 def test_rankings_daily_run_emits_lineage_metrics_and_links(env: Env, observer: Observer) -> None:
-    env.dag('RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False)',
-            schedule="weekly")
+    env.dag(
+        'RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False)',
+        schedule="weekly",
+    )
     observer.run("2025-07-08")
     event = observer.complete("rankings")
 
     [source] = event["inputs"]
-    assert (source["namespace"], source["name"]) == ("https://openrouter.ai", "/api/v1/datasets/rankings-daily")
+    assert (source["namespace"], source["name"]) == (
+        "https://openrouter.ai",
+        "/api/v1/datasets/rankings-daily",
+    )
     request = source["inputFacets"]["openrouter_request"]
     assert request["window"] == {"start": "2025-07-01", "end": "2025-07-07", "days": 7}
     assert request["parameters"] == [{"start_date": "2025-07-01", "end_date": "2025-07-07"}]
     assert request["asOf"] == "2026-03-01T02:00:00Z" and request["requests"] == 1
     assert request["baseUrl"] == env.emulator.base_url
-    assert "Source: OpenRouter (openrouter.ai/rankings), as of 2026-03-01T02:00:00Z." in source["facets"]["documentation"]["description"]
+    assert (
+        "Source: OpenRouter (openrouter.ai/rankings), as of 2026-03-01T02:00:00Z."
+        in source["facets"]["documentation"]["description"]
+    )
     assert source["facets"]["openrouter_source"]["license"].startswith("CC BY 4.0")
 
     [lake] = event["outputs"]
     assert (lake["namespace"], lake["name"]) == ("file", f"{env.lake}/rankings_daily")
     files, size = lake_sizes(env, "rankings_daily/")
-    rows = sum(1 for k, v in env.files().items() if k.endswith("data.jsonl") for _ in v.splitlines())
+    rows = sum(
+        1 for k, v in env.files().items() if k.endswith("data.jsonl") for _ in v.splitlines()
+    )
     assert files == 7
     assert lake["outputFacets"]["outputStatistics"] == {
         **{k: v for k, v in lake["outputFacets"]["outputStatistics"].items() if k.startswith("_")},
-        "rowCount": rows, "size": size, "fileCount": 7,
+        "rowCount": rows,
+        "size": size,
+        "fileCount": 7,
     }
     assert [(f["name"], f["type"]) for f in lake["facets"]["schema"]["fields"]] == [
-        ("date", "date"), ("model_permaslug", "string"), ("total_tokens", "integer"),
+        ("date", "date"),
+        ("model_permaslug", "string"),
+        ("total_tokens", "integer"),
     ]
     doc = lake["facets"]["documentation"]["description"]
     assert "as of 2026-03-01T02:00:00Z" in doc and "CC BY 4.0" in doc
     assert "lifecycleStateChange" not in lake["facets"]
     partitions = lake["outputFacets"]["openrouter_partitions"]["partitions"]
-    assert [p["key"] for p in partitions] == [f"rankings_daily/date=2025-07-0{d}" for d in range(1, 8)]
+    assert [p["key"] for p in partitions] == [
+        f"rankings_daily/date=2025-07-0{d}" for d in range(1, 8)
+    ]
     assert {p["status"] for p in partitions} == {"created"}
 
     # metrics: the one request, its class and endpoint; what landed; the as_of lag
-    assert observer.total("api.requests", endpoint="datasets.rankings-daily", status_class="2xx") == 1
+    assert (
+        observer.total("api.requests", endpoint="datasets.rankings-daily", status_class="2xx") == 1
+    )
     assert observer.total("api.requests") == len(env.emulator.requests) == 1
     assert observer.total("lake.rows_written", dataset="rankings-daily") == rows
     assert observer.total("lake.bytes_written", dataset="rankings-daily") == size
-    assert observer.total("lake.partitions_written", dataset="rankings-daily", status="created") == 7
+    assert (
+        observer.total("lake.partitions_written", dataset="rankings-daily", status="created") == 7
+    )
     assert observer.ours("lake.partitions_rewritten") == []
     [lag] = observer.ours("as_of.lag", dataset="rankings-daily")
-    expected = (datetime.now(timezone.utc) - datetime(2026, 3, 1, tzinfo=timezone.utc)).total_seconds()
-    assert lag.kind == "g" and 0 <= expected - lag.value < 600  # newest complete day 02-28 ends 03-01 00:00
+    # the newest complete day, 2026-02-28, ended 2026-03-01 00:00 UTC
+    newest_end = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    expected = (datetime.now(timezone.utc) - newest_end).total_seconds()
+    assert lag.kind == "g" and 0 <= expected - lag.value < 600
 
     # extra links, as the task runner resolved them for the UI
-    assert xcom(env, "rankings", "_link_OpenRouterDatasetPageLink") == "https://openrouter.ai/rankings"
-    assert xcom(env, "rankings", "_link_OpenRouterPartitionLink") == f"{env.uri}/rankings_daily/date=2025-07-07/"
+    assert (
+        xcom(env, "rankings", "_link_OpenRouterDatasetPageLink") == "https://openrouter.ai/rankings"
+    )
+    assert (
+        xcom(env, "rankings", "_link_OpenRouterPartitionLink")
+        == f"{env.uri}/rankings_daily/date=2025-07-07/"
+    )
 
 
-def test_a_restated_day_is_an_overwrite_in_lineage_and_metrics(env: Env, observer: Observer) -> None:
-    env.dag('RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False)',
-            schedule="weekly")
+def test_a_restated_day_is_an_overwrite_in_lineage_and_metrics(
+    env: Env, observer: Observer
+) -> None:
+    env.dag(
+        'RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False)',
+        schedule="weekly",
+    )
     observer.run("2025-07-08")
     before = json.loads(env.files()["rankings_daily/date=2025-07-03/_manifest.json"])["sha256"]
     env.emulator.restate("2025-07-03")
@@ -188,23 +147,35 @@ def test_a_restated_day_is_an_overwrite_in_lineage_and_metrics(env: Env, observe
     partitions = {p["key"]: p for p in lake["outputFacets"]["openrouter_partitions"]["partitions"]}
     restated = partitions["rankings_daily/date=2025-07-03"]
     assert restated["status"] == "restated" and restated["previousSha256"] == before
-    assert {p["status"] for k, p in partitions.items() if k != "rankings_daily/date=2025-07-03"} == {"unchanged"}
+    assert {
+        p["status"] for k, p in partitions.items() if k != "rankings_daily/date=2025-07-03"
+    } == {"unchanged"}
     data = env.files()["rankings_daily/date=2025-07-03/data.jsonl"]
     assert lake["outputFacets"]["outputStatistics"]["fileCount"] == 1
     assert lake["outputFacets"]["outputStatistics"]["size"] == len(data)
     assert lake["outputFacets"]["outputStatistics"]["rowCount"] == len(data.splitlines())
     assert observer.total("lake.partitions_rewritten", dataset="rankings-daily") == 1
-    assert observer.total("lake.partitions_written", dataset="rankings-daily", status="restated") == 1
+    assert (
+        observer.total("lake.partitions_written", dataset="rankings-daily", status="restated") == 1
+    )
     assert observer.ours("lake.partitions_written", status="created") == []
 
 
-def test_app_rankings_lineage_names_the_query_and_its_directory(env: Env, observer: Observer) -> None:
-    env.dag('AppRankingsOperator(task_id="apps", output_uri=LAKE, openrouter_conn_id=CONN, sort="trending", '
-            'category="coding", max_apps=150)', schedule="weekly")
+def test_app_rankings_lineage_names_the_query_and_its_directory(
+    env: Env, observer: Observer
+) -> None:
+    env.dag(
+        'AppRankingsOperator(task_id="apps", output_uri=LAKE, openrouter_conn_id=CONN, sort="trending", '
+        'category="coding", max_apps=150)',
+        schedule="weekly",
+    )
     observer.run("2025-07-08")
     event = observer.complete("apps")
     [source] = event["inputs"]
-    assert (source["namespace"], source["name"]) == ("https://openrouter.ai", "/api/v1/datasets/app-rankings")
+    assert (source["namespace"], source["name"]) == (
+        "https://openrouter.ai",
+        "/api/v1/datasets/app-rankings",
+    )
     sent = [r["params"] for r in env.emulator.requests]
     request = source["inputFacets"]["openrouter_request"]
     assert [{k: str(v) for k, v in p.items()} for p in request["parameters"]] == sent
@@ -215,30 +186,55 @@ def test_app_rankings_lineage_names_the_query_and_its_directory(env: Env, observ
     assert (lake["namespace"], lake["name"]) == ("file", f"{env.lake}/{directory}")
     data = env.files()[f"{directory}/window=2025-07-01_2025-07-07/data.jsonl"]
     stats = lake["outputFacets"]["outputStatistics"]
-    assert (stats["rowCount"], stats["size"], stats["fileCount"]) == (len(data.splitlines()), len(data), 1)
+    assert (stats["rowCount"], stats["size"], stats["fileCount"]) == (
+        len(data.splitlines()),
+        len(data),
+        1,
+    )
     assert [f["name"] for f in lake["facets"]["schema"]["fields"]] == [
-        "app_id", "app_name", "rank", "total_requests", "total_tokens",
+        "app_id",
+        "app_name",
+        "rank",
+        "total_requests",
+        "total_tokens",
     ]
-    assert observer.total("api.requests", endpoint="datasets.app-rankings", status_class="2xx") == len(sent)
+    assert observer.total(
+        "api.requests", endpoint="datasets.app-rankings", status_class="2xx"
+    ) == len(sent)
     assert observer.total("lake.rows_written", dataset="app-rankings") == len(data.splitlines())
     assert xcom(env, "apps", "_link_OpenRouterDatasetPageLink") == "https://openrouter.ai/apps"
-    assert xcom(env, "apps", "_link_OpenRouterPartitionLink") == f"{env.uri}/{directory}/window=2025-07-01_2025-07-07/"
+    assert (
+        xcom(env, "apps", "_link_OpenRouterPartitionLink")
+        == f"{env.uri}/{directory}/window=2025-07-01_2025-07-07/"
+    )
 
 
 def test_429s_and_a_quota_deferral_are_counted(env: Env, observer: Observer) -> None:
-    env.dag('RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False)')
+    env.dag(
+        'RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False)'
+    )
     env.emulator.inject("429", times=2, retry_after=0)
-    env.emulator.inject("429", times=1, retry_after=0, message="Daily request limit exceeded: 500 requests per day")
+    env.emulator.inject(
+        "429", times=1, retry_after=0, message="Daily request limit exceeded: 500 requests per day"
+    )
     observer.run("2025-07-05")
     assert observer.total("api.rate_limited", endpoint="datasets.rankings-daily") == 3
-    assert observer.total("api.requests", endpoint="datasets.rankings-daily", status_class="4xx") == 3
-    assert observer.total("api.requests", endpoint="datasets.rankings-daily", status_class="2xx") == 1
+    assert (
+        observer.total("api.requests", endpoint="datasets.rankings-daily", status_class="4xx") == 3
+    )
+    assert (
+        observer.total("api.requests", endpoint="datasets.rankings-daily", status_class="2xx") == 1
+    )
     assert observer.total("quota.deferrals", dataset="rankings-daily", reason="quota") == 1
-    assert observer.total("lake.partitions_written", dataset="rankings-daily", status="created") == 1
+    assert (
+        observer.total("lake.partitions_written", dataset="rankings-daily", status="created") == 1
+    )
 
 
-def test_a_direct_hook_call_reports_its_input_through_hook_lineage(env: Env, observer: Observer) -> None:
-    env.dag('''
+def test_a_direct_hook_call_reports_its_input_through_hook_lineage(
+    env: Env, observer: Observer
+) -> None:
+    env.dag("""
 from airflow.sdk import task
 
 @task
@@ -248,12 +244,17 @@ def read_rankings():
     return len(OpenRouterHook(CONN).get_rankings_daily("2025-07-01", "2025-07-02").rows)
 
 read_rankings()
-''')
+""")
     observer.run("2025-07-05")
     event = observer.complete("read_rankings")
     [source] = event["inputs"]
-    assert (source["namespace"], source["name"]) == ("https://openrouter.ai", "/api/v1/datasets/rankings-daily")
-    assert source["facets"]["openrouter_request"]["parameters"] == [{"start_date": "2025-07-01", "end_date": "2025-07-02"}]
+    assert (source["namespace"], source["name"]) == (
+        "https://openrouter.ai",
+        "/api/v1/datasets/rankings-daily",
+    )
+    assert source["facets"]["openrouter_request"]["parameters"] == [
+        {"start_date": "2025-07-01", "end_date": "2025-07-02"}
+    ]
     assert source["facets"]["openrouter_request"]["baseUrl"] == env.emulator.base_url
     assert "openrouter.ai/rankings" in source["facets"]["documentation"]["description"]
     assert event["outputs"] == []

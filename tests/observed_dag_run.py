@@ -21,7 +21,8 @@ def main() -> None:
     from airflow.sdk.observability.metrics import stats_utils
 
     stats.initialize(
-        factory=stats_utils.get_stats_factory(), export_legacy_names=conf.getboolean("metrics", "legacy_names_on")
+        factory=stats_utils.get_stats_factory(),
+        export_legacy_names=conf.getboolean("metrics", "legacy_names_on"),
     )
 
     from airflow.dag_processing.dagbag import DagBag
