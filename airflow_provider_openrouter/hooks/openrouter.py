@@ -290,7 +290,8 @@ class OpenRouterHook(BaseHook):
         total = sum(len(rows) for _, rows in pages)
         with client.redacting():
             result = join_app_pages(pages, window, capped=total >= APP_CEILING, requests=sent)
-        lineage.record_hook_input(self, client.base_url, app_rankings.PATH, {k: v for k, v in sent[0].items() if k not in ("limit", "offset")} | {"max_apps": max_apps})
+        query = {k: v for k, v in sent[0].items() if k not in ("limit", "offset")}
+        lineage.record_hook_input(self, client.base_url, app_rankings.PATH, {**query, "max_apps": max_apps})
         self.log.info(
             "app-rankings %s sort=%s category=%s subcategory=%s: %d apps in %d request(s), as_of %s",
             window, sort, category, subcategory, total, len(sent), result.meta.as_of.isoformat(),
@@ -475,6 +476,9 @@ class OpenRouterHook(BaseHook):
         client = self.get_analytics_client()
         with self._analytics_errors(client):
             result = parse_query_response(client.request("POST", ANALYTICS_QUERY_PATH, json_body=query.to_body()), query)
+        # one input per query shape, not per time slice (a split query asks many slices)
+        shape = {"metrics": ",".join(query.metrics), "dimensions": ",".join(query.dimensions or ()), "granularity": query.granularity}
+        lineage.record_hook_input(self, client.base_url, ANALYTICS_QUERY_PATH, shape)
         self.log.info(
             "analytics %s: %d rows%s", query.describe(), len(result.rows),
             f" (INCOMPLETE: truncated, row_count {result.metadata.row_count})" if result.incomplete else "",

@@ -313,7 +313,11 @@ def record_hook_input(hook: Any, base_url: str, path: str, parameters: Mapping[s
 
     A task calling the hook directly (``@task``, ``PythonOperator``) then shows the endpoint as its
     input in OpenLineage. Best effort: without a collector (Airflow or provider too old) nothing happens.
+    Outside a task (plugins never loaded, so no lineage reader either) it does nothing rather than
+    load every plugin, which takes seconds.
     """
+    if not _plugins_loaded():
+        return
     try:
         try:
             from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
@@ -329,6 +333,16 @@ def record_hook_input(hook: Any, base_url: str, path: str, parameters: Mapping[s
         )
     except Exception:
         log.debug("Could not record hook lineage for %s.", path, exc_info=True)
+
+
+def _plugins_loaded() -> bool:
+    """Whether this process has loaded Airflow's plugins (a task process has, for its listeners)."""
+    try:
+        from airflow.sdk import plugins_manager
+
+        return plugins_manager._get_plugins.cache_info().currsize != 0
+    except (ImportError, AttributeError):  # another Airflow version: assume loaded
+        return True
 
 
 def asset_to_openlineage(asset: Asset, lineage_context: Any) -> Any:
