@@ -126,3 +126,19 @@ def observe(dag_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Obs
     for key, value in settings.items():
         monkeypatch.setenv(f"AIRFLOW__METRICS__{key}", value)
     return Observer(dag_id, events, listener)
+
+
+def stored_xcom(dag_id: str, task_id: str, key: str) -> Any:
+    """The newest XCom of a task under ``key`` in the metadata DB (None if none), e.g. an extra
+    link (``_link_<LinkClass>``) as the task runner resolved it for the UI."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id=dag_id, task_id=task_id, key=key)
+            .order_by(XComModel.timestamp.desc())
+            .first()
+        )
+        return None if row is None else row.value

@@ -65,6 +65,8 @@ from airflow_provider_openrouter.operators.base import (
     event_partition_keys,
     templated,
 )
+from airflow_provider_openrouter.operators.links import OpenRouterPartitionLink
+from airflow_provider_openrouter.runtime import lineage
 from airflow_provider_openrouter.runtime.run_window import run_days
 from airflow_provider_openrouter.windows.intervals import TIMETABLE_HINT, Window, days_for_interval
 
@@ -161,6 +163,8 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
     dataset = ANALYTICS
     request_path = ANALYTICS_QUERY_PATH
     ui_color = "#eef7ee"
+    #: the organisation's own usage has no public page: only the partition written
+    operator_extra_links = (OpenRouterPartitionLink(),)
 
     def __init__(
         self,
@@ -254,6 +258,16 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
             query=fetch.query, result=fetch.result, requests=fetch.requests, fetched_at=fetch.fetched_at,
         )
 
+    def _api_base_url(self, hook: OpenRouterHook) -> str:
+        return hook.get_analytics_client().base_url
+
+    def _lineage_source(self, as_of: str) -> lineage.SourceInfo:
+        return lineage.SourceInfo(
+            name=dataset.NAME,
+            description=f"{dataset.SOURCE} Query {self.query_name!r}: {self.build_query().describe()}.",
+            caveats=dataset.NUMBERS,
+        )
+
     # ------------------------------------------------------------ run
     def land(self, context: Context) -> dict[str, Any]:
         ti = context.get("ti")
@@ -318,6 +332,7 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
             "restated": [p.key for p in partitions if p.status == "restated"],
             "warnings": warnings[:10],
         }
+        self._observe(context, window, landing, hook, "")
         if self.asset is not None:
             event = context["outlet_events"][self.asset]
             event.extra = {

@@ -365,7 +365,7 @@ class OpenRouterDatasetOperator(BaseOperator):
         self._lineage_record = lineage.LandingRecord(
             dataset=self.dataset,
             request_path=self.request_path,
-            base_url=hook.get_conn().base_url,
+            base_url=self._api_base_url(hook),
             output_uri=self.output_uri,
             output_dir=self._asset_suffix() or self.dataset,
             window={"start": window.start.isoformat(), "end": window.end.isoformat(), "days": window.days},
@@ -373,6 +373,7 @@ class OpenRouterDatasetOperator(BaseOperator):
             as_of=as_of,
             requests=hook.request_count,
             data_format=self.format,
+            source=self._lineage_source(as_of),
             columns=tuple(landing.columns),
             parquet_schema=next((p.schema for p, _, _ in staged if p.schema), None),
             partitions=[
@@ -383,6 +384,14 @@ class OpenRouterDatasetOperator(BaseOperator):
         if landing.items:
             newest = max(landing.items, key=lambda item: item[2].end)[0]
             context["ti"].xcom_push(key=PARTITION_XCOM_KEY, value=self.output_uri.rstrip("/") + "/" + newest.key + "/")
+
+    def _api_base_url(self, hook: OpenRouterHook) -> str:
+        """The base URL of the API client that fetched the data (no request)."""
+        return hook.get_conn().base_url
+
+    def _lineage_source(self, as_of: str) -> lineage.SourceInfo:
+        """Citation, licence, caveats and public page of the dataset, for the lineage facets."""
+        return lineage.public_dataset_source(self.request_path, as_of)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage for the finished run, from what it landed (no request): the OpenRouter endpoint

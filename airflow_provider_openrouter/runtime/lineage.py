@@ -84,6 +84,46 @@ class PartitionRecord:
         return self.status != "unchanged"
 
 
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a lineage graph should say about where the data comes from and how to use it."""
+
+    name: str
+    description: str
+    citation: str | None = None
+    license: str | None = None
+    caveats: str | None = None
+    public_page: str | None = None
+
+    def documentation(self) -> str:
+        parts = [
+            self.description,
+            self.citation or "",
+            f"Licence: {self.license}" if self.license else "",
+            self.caveats or "",
+        ]
+        return " ".join(p for p in parts if p)
+
+
+def public_dataset_source(request_path: str, as_of: str) -> SourceInfo:
+    """A public dataset's (``api/datasets``) citation, CC BY 4.0 licence, caveats and page; a
+    citation without ``as_of`` (a hook call) ends after the source."""
+    module = DATASETS.get(request_path)
+    if module is None:
+        return SourceInfo(name=request_path, description=f"OpenRouter API {request_path}.")
+    cite = (
+        module.CITATION.format(as_of=as_of) if as_of else module.CITATION.split(", as of")[0] + "."
+    )
+    return SourceInfo(
+        name=module.NAME,
+        description=f"OpenRouter {module.NAME} dataset ({module.PUBLIC_PAGE}).",
+        citation=cite,
+        license=LICENSE,
+        caveats=CAVEATS,
+        public_page=module.PUBLIC_PAGE,
+    )
+
+
 @dataclass
 class LandingRecord:
     """What one operator run read and wrote: everything its lineage needs, no request more."""
@@ -98,6 +138,7 @@ class LandingRecord:
     as_of: str
     requests: int
     data_format: str
+    source: SourceInfo | None = None
     columns: Sequence[tuple[str, str]] = ()
     parquet_schema: Mapping[str, str] | None = None
     partitions: list[PartitionRecord] = field(default_factory=list)
@@ -106,15 +147,9 @@ class LandingRecord:
     def output_asset_uri(self) -> str:
         return self.output_uri.rstrip("/") + "/" + self.output_dir
 
-
-def citation_text(request_path: str, as_of: str) -> str:
-    """The dataset's citation line; without ``as_of`` (a hook call) it ends after the source."""
-    module = DATASETS.get(request_path)
-    if module is None:
-        return "Source: OpenRouter (openrouter.ai)."
-    return (
-        module.CITATION.format(as_of=as_of) if as_of else module.CITATION.split(", as of")[0] + "."
-    )
+    @property
+    def source_info(self) -> SourceInfo:
+        return self.source or public_dataset_source(self.request_path, self.as_of)
 
 
 @cache
@@ -143,11 +178,11 @@ def _facet_classes() -> tuple[type, type, type]:
 
     @attr.define
     class OpenRouterSourceDatasetFacet(DatasetFacet):
-        """Citation, licence and caveats OpenRouter attaches to its datasets."""
+        """Citation, licence and caveats OpenRouter attaches to its datasets (None where none applies)."""
 
-        citation: str = ""
-        license: str = LICENSE
-        caveats: str = CAVEATS
+        citation: str | None = attr.field(default=None)
+        license: str | None = attr.field(default=None)
+        caveats: str | None = attr.field(default=None)
         publicPage: str | None = attr.field(default=None)
 
         @staticmethod
@@ -171,19 +206,18 @@ def _facet_classes() -> tuple[type, type, type]:
     )
 
 
-def _source_facets(request_path: str, as_of: str) -> dict[str, Any]:
+def _source_facets(source: SourceInfo) -> dict[str, Any]:
     from airflow.providers.common.compat.openlineage.facet import DocumentationDatasetFacet
 
     _, source_facet, _ = _facet_classes()
-    module = DATASETS.get(request_path)
-    cite = citation_text(request_path, as_of)
-    page = getattr(module, "PUBLIC_PAGE", None)
     return {
-        "documentation": DocumentationDatasetFacet(
-            description=f"OpenRouter {getattr(module, 'NAME', request_path)} dataset ({page or NAMESPACE}). "
-            f"{cite} Licence: {LICENSE} {CAVEATS}"
+        "documentation": DocumentationDatasetFacet(description=source.documentation()),
+        SOURCE_FACET: source_facet(
+            citation=source.citation,
+            license=source.license,
+            caveats=source.caveats,
+            publicPage=source.public_page,
         ),
-        SOURCE_FACET: source_facet(citation=cite, publicPage=page),
     }
 
 
@@ -195,7 +229,7 @@ def input_dataset(record: LandingRecord) -> Any:
     return InputDataset(
         namespace=NAMESPACE,
         name=endpoint_name(record.base_url, record.request_path),
-        facets=_source_facets(record.request_path, record.as_of),
+        facets=_source_facets(record.source_info),
         inputFacets={
             REQUEST_FACET: request_facet(
                 window=dict(record.window),
@@ -257,7 +291,7 @@ def output_dataset(record: LandingRecord) -> Any:
                 for column, kind in record.columns
             ]
         ),
-        **_source_facets(record.request_path, record.as_of),
+        **_source_facets(record.source_info),
     }
     if any(p.rewritten for p in record.partitions):
         facets["lifecycleStateChange"] = LifecycleStateChangeDatasetFacet(
@@ -353,7 +387,7 @@ def asset_to_openlineage(asset: Asset, lineage_context: Any) -> Any:
     extra = dict(asset.extra or {})
     path = parts.path
     endpoint = next((p for p in DATASETS if path.endswith(p)), None)
-    facets: dict[str, Any] = _source_facets(endpoint, "") if endpoint else {}
+    facets: dict[str, Any] = _source_facets(public_dataset_source(endpoint, "")) if endpoint else {}
     if extra:
         request_facet, _, _ = _facet_classes()
         # the request facet is an input facet; on a bare Dataset it travels with the dataset facets

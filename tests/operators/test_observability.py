@@ -11,11 +11,10 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.observing import Observer, observe
+from tests.observing import Observer, observe, stored_xcom
 
 from .conftest import Env
 
@@ -37,20 +36,6 @@ def lake_sizes(env: Env, prefix: str) -> tuple[int, int]:
         if k.startswith(prefix) and k.rsplit("/", 1)[-1].startswith("data.")
     }
     return len(files), sum(len(v) for v in files.values())
-
-
-def xcom(env: Env, task_id: str, key: str) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(dag_id=env.dag_id, task_id=task_id, key=key)
-            .order_by(XComModel.timestamp.desc())
-            .first()
-        )
-        return None if row is None else row.value
 
 
 def test_rankings_daily_run_emits_lineage_metrics_and_links(env: Env, observer: Observer) -> None:
@@ -123,10 +108,11 @@ def test_rankings_daily_run_emits_lineage_metrics_and_links(env: Env, observer: 
 
     # extra links, as the task runner resolved them for the UI
     assert (
-        xcom(env, "rankings", "_link_OpenRouterDatasetPageLink") == "https://openrouter.ai/rankings"
+        stored_xcom(env.dag_id, "rankings", "_link_OpenRouterDatasetPageLink")
+        == "https://openrouter.ai/rankings"
     )
     assert (
-        xcom(env, "rankings", "_link_OpenRouterPartitionLink")
+        stored_xcom(env.dag_id, "rankings", "_link_OpenRouterPartitionLink")
         == f"{env.uri}/rankings_daily/date=2025-07-07/"
     )
 
@@ -202,9 +188,12 @@ def test_app_rankings_lineage_names_the_query_and_its_directory(
         "api.requests", endpoint="datasets.app-rankings", status_class="2xx"
     ) == len(sent)
     assert observer.total("lake.rows_written", dataset="app-rankings") == len(data.splitlines())
-    assert xcom(env, "apps", "_link_OpenRouterDatasetPageLink") == "https://openrouter.ai/apps"
     assert (
-        xcom(env, "apps", "_link_OpenRouterPartitionLink")
+        stored_xcom(env.dag_id, "apps", "_link_OpenRouterDatasetPageLink")
+        == "https://openrouter.ai/apps"
+    )
+    assert (
+        stored_xcom(env.dag_id, "apps", "_link_OpenRouterPartitionLink")
         == f"{env.uri}/{directory}/window=2025-07-01_2025-07-07/"
     )
 
