@@ -67,3 +67,14 @@ def test_hook_declares_the_same_form_as_provider_info() -> None:
     assert conn["ui-field-behaviour"]["hidden-fields"] == behaviour["hidden_fields"]
     assert conn["ui-field-behaviour"]["relabeling"] == behaviour["relabeling"]
     assert conn["connection-type"] == OpenRouterHook.conn_type
+
+
+def test_extra_links_and_the_lineage_asset_scheme_are_registered() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert {
+        "airflow_provider_openrouter.operators.links.OpenRouterDatasetPageLink",
+        "airflow_provider_openrouter.operators.links.OpenRouterPartitionLink",
+    } <= set(manager.extra_links_class_names)
+    assert manager.asset_to_openlineage_converters["openrouter"].__name__ == "asset_to_openlineage"
