@@ -328,7 +328,7 @@ class OpenRouterClient:
         status = outcome.status_code if isinstance(outcome, httpx.Response) else None
         try:
             self.on_request(send.method, send.path, status)  # type: ignore[misc]
-        except Exception:  # noqa: BLE001 - an observer never fails the call it observes
+        except Exception:  # an observer never fails the call it observes
             log.debug("on_request callback failed for %s %s.", send.method, send.path, exc_info=True)
 
     @contextmanager
