@@ -77,4 +77,7 @@ def test_extra_links_and_the_lineage_asset_scheme_are_registered() -> None:
         "airflow_provider_openrouter.operators.links.OpenRouterDatasetPageLink",
         "airflow_provider_openrouter.operators.links.OpenRouterPartitionLink",
     } <= set(manager.extra_links_class_names)
-    assert manager.asset_to_openlineage_converters["openrouter"].__name__ == "asset_to_openlineage"
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    converters = ProvidersManagerTaskRuntime().asset_to_openlineage_converters  # what tasks translate with
+    assert converters["openrouter"].__name__ == "asset_to_openlineage"
