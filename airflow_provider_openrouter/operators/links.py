@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperatorLink
 
-from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
+from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily, session_cost
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -22,6 +22,7 @@ PARTITION_XCOM_KEY = "openrouter_partition_uri"
 PUBLIC_PAGES = {
     rankings_daily.PATH: rankings_daily.PUBLIC_PAGE,
     app_rankings.PATH: app_rankings.PUBLIC_PAGE,
+    session_cost.PATH: session_cost.PUBLIC_PAGE,
 }
 
 

@@ -22,7 +22,13 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_openrouter.api.datasets import CAVEATS, LICENSE, app_rankings, rankings_daily
+from airflow_provider_openrouter.api.datasets import (
+    CAVEATS,
+    LICENSE,
+    app_rankings,
+    rankings_daily,
+    session_cost,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset
@@ -43,7 +49,11 @@ SOURCE_FACET = "openrouter_source"
 SCHEMA_URL = "urn:airflow-provider-openrouter:openlineage-facets:1"
 
 #: Endpoint path -> the dataset module that documents it.
-DATASETS = {rankings_daily.PATH: rankings_daily, app_rankings.PATH: app_rankings}
+DATASETS = {
+    rankings_daily.PATH: rankings_daily,
+    app_rankings.PATH: app_rankings,
+    session_cost.PATH: session_cost,
+}
 #: Column kinds of ``COLUMNS`` -> the type names in the schema facet (JSON Lines; parquet files say their own).
 COLUMN_TYPES = {"date": "date", "string": "string", "int": "integer"}
 
@@ -118,8 +128,8 @@ def public_dataset_source(request_path: str, as_of: str) -> SourceInfo:
         name=module.NAME,
         description=f"OpenRouter {module.NAME} dataset ({module.PUBLIC_PAGE}).",
         citation=cite,
-        license=LICENSE,
-        caveats=CAVEATS,
+        license=getattr(module, "LICENSE", LICENSE),
+        caveats=getattr(module, "CAVEATS", CAVEATS),
         public_page=module.PUBLIC_PAGE,
     )
 

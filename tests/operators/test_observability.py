@@ -247,3 +247,31 @@ read_rankings()
     assert source["facets"]["openrouter_request"]["baseUrl"] == env.emulator.base_url
     assert "openrouter.ai/rankings" in source["facets"]["documentation"]["description"]
     assert event["outputs"] == []
+
+
+def test_session_cost_lineage_carries_its_own_citation_caveats_and_page(
+    env: Env, observer: Observer
+) -> None:
+    env.dag(
+        "from airflow_provider_openrouter.operators.session_cost import SessionCostOperator\n"
+        'SessionCostOperator(task_id="cost", output_uri=LAKE, openrouter_conn_id=CONN)',
+        schedule="weekly",
+    )
+    observer.run("2026-03-01")
+    [source] = observer.complete("cost")["inputs"]
+    assert (source["namespace"], source["name"]) == (
+        "https://openrouter.ai",
+        "/api/v1/datasets/session-cost",
+    )
+    facts = source["facets"]["openrouter_source"]
+    assert facts["citation"] == (
+        "Source: OpenRouter (openrouter.ai), cost per session by harness and model, as of 2026-03-01T02:00:00Z."
+    )
+    assert facts["caveats"].startswith("Medians of per-session USD spend")
+    assert facts["license"].startswith("CC BY 4.0")
+    page = "https://openrouter.ai/docs/api/api-reference/datasets/cost-per-session-by-harness-and-model"
+    assert stored_xcom(env.dag_id, "cost", "_link_OpenRouterDatasetPageLink") == page
+    assert (
+        stored_xcom(env.dag_id, "cost", "_link_OpenRouterPartitionLink")
+        == f"{env.uri}/session_cost/window_end=2026-02-23/"
+    )
