@@ -193,10 +193,11 @@ def probe_both_ways(hook: OpenRouterHook, day: date, **kwargs: Any) -> tuple[pro
 
 
 def test_probe_day_answers_for_the_day_and_its_lookback_sync_and_async(hook: OpenRouterHook, openrouter_emulator: Any) -> None:
+    openrouter_emulator.set_now(openrouter_emulator.now())  # one snapshot for both drivers
     yesterday = openrouter_emulator.last_complete_day()
     sync, async_ = probe_both_ways(hook, yesterday)
     assert isinstance(sync, probe.Answered) and isinstance(async_, probe.Answered) and sync.result.complete
-    assert async_.result.complete and sync.result.end_date == async_.result.end_date  # as_of may tick between them
+    assert async_.result.complete and (sync.result.end_date, sync.result.as_of) == (async_.result.end_date, async_.result.as_of)
     assert sync.result.rankings is not None and async_.result.rankings is not None
     assert sync.result.rankings.rows == async_.result.rankings.rows and sync.result.rankings.rows[-1].model_permaslug == "other"
     week_before = (yesterday - timedelta(days=7)).isoformat()  # the rankings operator's lookback rides on it
