@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_openrouter.compat import AIRFLOW_VERSION
+
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
@@ -24,7 +26,14 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def airflow_json(env: dict[str, str], *args: str) -> list[dict[str, object]]:
     out = subprocess.run([AIRFLOW, *args, "-o", "json"], env=env, check=True, capture_output=True, text=True, timeout=120)
-    return json.loads(out.stdout[out.stdout.index("[") :])
+    # the JSON is the last line that parses (older Airflow logs a few lines of its own to stdout first)
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith("["):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    raise AssertionError(f"no JSON list in the output of airflow {' '.join(args)}:\n{out.stdout}")
 
 
 def test_providers_list_and_hooks_show_openrouter(cli_env: dict[str, str]) -> None:
@@ -45,6 +54,11 @@ def test_a_connection_of_type_openrouter_can_be_added_and_listed(cli_env: dict[s
     assert listed["openrouter_cli"]["conn_type"] == "openrouter"
 
 
+@pytest.mark.skipif(
+    AIRFLOW_VERSION < (3, 1, 0),
+    reason="Airflow 3.0 builds custom connection-form fields only from Flask-AppBuilder widgets; "
+    "it reads a provider's conn-fields from 3.1 on",
+)
 def test_connection_form_metadata_labels_the_api_key_and_hides_unused_fields() -> None:
     from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
 

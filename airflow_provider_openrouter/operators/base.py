@@ -14,8 +14,8 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowSkipException
 
+from airflow_provider_openrouter.compat import AirflowSkipException
 from airflow_provider_openrouter.lake import storage
 from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR
 from airflow_provider_openrouter.exceptions import (

@@ -222,7 +222,7 @@ def test_backfill_through_the_scheduler_is_cheap_complete_and_identical_to_seria
         assert mine.manifest["meta"]["as_of"] == "2026-03-01T02:00:00Z"
 
     # -- the request log against the planner
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_openrouter.compat import DagBag
 
     bag = DagBag(dag_folder=str(dag_file), safe_mode=False)
     assert not bag.import_errors, bag.import_errors
