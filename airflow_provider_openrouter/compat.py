@@ -14,6 +14,7 @@ This module is the bottom layer: it imports only Airflow and the standard librar
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import re
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ __all__ = [
     "AirflowSkipException",
     "AirflowVersionError",
     "BaseHook",
+    "aget_connection",
     "conf",
     "require_airflow",
 ]
@@ -74,6 +76,13 @@ else:
         from airflow.sdk.configuration import conf
     except ImportError:
         from airflow.configuration import conf
+
+
+async def aget_connection(conn_id: str) -> Any:
+    """``BaseHook.aget_connection`` (Airflow 3.1+); on 3.0 the blocking lookup in a worker thread."""
+    if hasattr(BaseHook, "aget_connection"):
+        return await BaseHook.aget_connection(conn_id)
+    return await asyncio.to_thread(BaseHook.get_connection, conn_id)
 
 
 if TYPE_CHECKING:
