@@ -75,6 +75,40 @@ os.environ.update(
 )
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
+
+def _task_log_to_this_test() -> None:
+    """Airflow 3.0 runs a task in process through logging it never configured for that: stdlib
+    handlers bound to the ``sys.stdout`` of the moment logging was set up, and structlog's default
+    configuration (no level, colours, ``PrintLogger`` bound to the ``sys.stdout`` of structlog's
+    import). Under pytest those streams are earlier tests' captures. Send the task log to the
+    current ``sys.stdout``, at INFO (the level the suite configures; at DEBUG Airflow 3.0's
+    supervisor echoes each secret it masks), as plain text with plain tracebacks, as later
+    Airflow versions do, so that a test finds the task's error message in its capture."""
+    import logging
+    import sys
+
+    import structlog
+
+    if type(structlog.get_config()["logger_factory"]) is structlog.PrintLoggerFactory:
+        structlog.configure(
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.processors.StackInfoRenderer(),
+                structlog.dev.set_exc_info,
+                structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=True),
+                structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback),
+            ],
+            logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        )
+    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler and getattr(handler.stream, "closed", False):
+                handler.stream = sys.stdout  # not setStream(): it flushes the closed stream
+
+
 #: Default emulator API key (see airflow_provider_openrouter.testing.emulator).
 EMULATOR_KEY = "sk-or-emulator"
 
@@ -233,6 +267,7 @@ def run_dag(dags_folder: Path) -> Callable[..., DagRunResult]:
 
             DagBundlesManager().sync_bundles_to_db()
             bag.sync_to_db("dags-folder", None)
+            _task_log_to_this_test()
         dag_run = dag.test(logical_date=logical_date, **test_kwargs)
         return _collect(dag_id, dag_run.run_id, str(_state(dag_run.state)))
 
