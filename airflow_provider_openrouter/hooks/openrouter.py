@@ -574,7 +574,7 @@ class OpenRouterHook(BaseHook):
         """
         query = AnalyticsQuery(
             metrics=metrics, dimensions=dimensions, filters=filters, granularity=granularity,  # type: ignore[arg-type]
-            time_range=time_range, limit=limit, group_limit=group_limit, order_by=order_by,
+            time_range=time_range, limit=limit, group_limit=group_limit, order_by=order_by,  # type: ignore[arg-type]
         )
         return self.execute_analytics_query(query)
 
