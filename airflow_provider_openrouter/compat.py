@@ -28,6 +28,12 @@ __all__ = [
     "AirflowSkipException",
     "AirflowVersionError",
     "BaseHook",
+    "CronPartitionTimetable",
+    "DagBag",
+    "PartitionedAssetTimetable",
+    "RollupMapper",
+    "StartOfWeekMapper",
+    "WeekWindow",
     "aget_connection",
     "conf",
     "require_airflow",
@@ -50,7 +56,7 @@ class AirflowVersionError(ImportError):
 
 def require_airflow(minimum: str, feature: str) -> None:
     """Raise :class:`AirflowVersionError` unless the installed Airflow is at least ``minimum``."""
-    if AIRFLOW_VERSION < _parse(minimum):
+    if _parse(minimum) > AIRFLOW_VERSION:
         raise AirflowVersionError(
             f"{feature} needs Airflow {minimum} or newer; this is Airflow {airflow.__version__}. "
             f"Upgrade Airflow to {minimum} or newer to use it."
@@ -68,7 +74,11 @@ else:
         from airflow.hooks.base import BaseHook
 
     try:  # Airflow 3.1+ (AirflowException), 3.2+ (the others)
-        from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
+        from airflow.sdk.exceptions import (
+            AirflowException,
+            AirflowSensorTimeout,
+            AirflowSkipException,
+        )
     except ImportError:  # the same classes, from their older home
         from airflow.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
@@ -123,4 +133,6 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     require_airflow(minimum, f"{name}, part of {_FEATURE},")
-    raise ImportError(f"cannot import {name} from {' or '.join(modules)} (Airflow {airflow.__version__})")
+    raise ImportError(
+        f"cannot import {name} from {' or '.join(modules)} (Airflow {airflow.__version__})"
+    )

@@ -69,11 +69,16 @@ class Landing(Batch):
         super().stage(key, records, columns, window=days, info=fetch)
 
     def serialise(self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
-        return self.operator.serialise(list(records), columns)
+        return self.operator.serialise(records, columns)
 
     def commit(self, run_window: Window, extra: Mapping[str, Any] | None = None) -> None:  # type: ignore[override]
         op = self.operator
-        self.commit_manifests(lambda partition, fetch, days: op.manifest(partition, fetch, days, run_window, extra))
+
+        def manifest_for(partition: storage.StagedPartition, fetch: Any, days: Window | None) -> dict[str, Any]:
+            assert days is not None  # stage() gives every partition its days
+            return op.manifest(partition, fetch, days, run_window, extra)
+
+        self.commit_manifests(manifest_for)
 
 
 class OpenRouterDatasetOperator(BaseOperator):
@@ -165,7 +170,7 @@ class OpenRouterDatasetOperator(BaseOperator):
     def _asset_suffix(self) -> str | None:
         raise NotImplementedError
 
-    def serialise(self, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
+    def serialise(self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
         """The data file's bytes in this operator's format and, for parquet, its column types."""
         return storage.serialise(records, columns, self.format)
 
@@ -295,7 +300,7 @@ class OpenRouterDatasetOperator(BaseOperator):
         return summary
 
 
-def event_partition_keys(context: Context, staged: Sequence[tuple[Any, Any, Window]]) -> list[str]:
+def event_partition_keys(context: Context, staged: Sequence[tuple[Any, Any, Window | None]]) -> list[str]:
     """The partition keys of a partitioned run's asset event: one ``YYYY-MM-DD`` per one-day partition
     written (rankings-daily: every UTC day of the window), the run's own partition key for a partition
     spanning several days (app-rankings: the window). None in a run without partition: Airflow does
@@ -305,7 +310,7 @@ def event_partition_keys(context: Context, staged: Sequence[tuple[Any, Any, Wind
         return []
     keys: list[str] = []
     for _, _, days in staged:
-        key = days.start.isoformat() if days.days == 1 else run_key
+        key = days.start.isoformat() if days is not None and days.days == 1 else run_key
         if key and key not in keys:
             keys.append(key)
     return sorted(keys)
