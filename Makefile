@@ -11,8 +11,11 @@ OLDEST_VENV := .venv-oldest
 OLDEST_CONSTRAINTS := .ci/constraints-oldest.txt
 OLDEST_STAMP := $(OLDEST_VENV)/.installed-test
 # What `make test-oldest` runs: provider discovery and the connection CLI, every module and
-# example DAG on that Airflow, an end-to-end dag.test() of the example DAG, the hook and operator suites.
-OLDEST_TESTS := tests/test_provider.py tests/test_compat.py tests/dags tests/hooks tests/operators
+# example DAG on that Airflow, an end-to-end dag.test() of the example DAG, the hook and the
+# dataset operator suites. Not yet: the analytics operator and hook tests (they use partitioned
+# timetables and Airflow 3.1's secrets masker).
+OLDEST_TESTS := tests/test_provider.py tests/test_compat.py tests/dags tests/hooks tests/operators \
+	--ignore=tests/operators/analytics --ignore=tests/hooks/test_hook_analytics.py
 
 .PHONY: test test-oldest typecheck demo bench bench-quick clean
 
