@@ -21,9 +21,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowSkipException
-
 from airflow_provider_openrouter.api.datasets import session_cost
+from airflow_provider_openrouter.compat import AirflowSkipException
 from airflow_provider_openrouter.exceptions import InvalidParameterError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.lake import formats
