@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk.exceptions import AirflowException
+from airflow_provider_openrouter.compat import AirflowException
 
 
 class OpenRouterError(AirflowException):

@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--memory-proves-last-day", action="store_true", help="the sensors' as_of memory already covers --to")
     args = parser.parse_args(argv)
 
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_openrouter.compat import DagBag
 
     bag = DagBag(dag_folder=args.dag_file, safe_mode=False)
     if bag.import_errors:

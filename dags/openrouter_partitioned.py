@@ -4,6 +4,7 @@ The run starting at D+1 00:00 UTC (``partition_key`` D) lands D once OpenRouter 
 ``openrouter_weekly_share`` runs per ISO week once all seven days landed: it reads them with
 ``lake.read_records`` and lands each model's share of the week's tokens with ``lake.land_partitions``.
 Enable this DAG or ``openrouter_daily`` per output; configuration (environment, connection) as there.
+Needs Airflow 3.3 (``RollupMapper``, ``WeekWindow``); on older Airflow the file's import error says so.
 """
 
 from __future__ import annotations
@@ -15,20 +16,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import (
-    DAG,
-    Asset,
+from airflow.sdk import DAG, Asset, ObjectStoragePath, task
+
+from airflow_provider_openrouter import lake
+from airflow_provider_openrouter.api.datasets import CAVEATS, rankings_daily
+from airflow_provider_openrouter.compat import (  # Airflow < 3.3: an import error naming the version needed
     CronPartitionTimetable,
-    ObjectStoragePath,
     PartitionedAssetTimetable,
     RollupMapper,
     StartOfWeekMapper,
     WeekWindow,
-    task,
 )
-
-from airflow_provider_openrouter import lake
-from airflow_provider_openrouter.api.datasets import CAVEATS, rankings_daily
 from airflow_provider_openrouter.exceptions import InvalidParameterError
 from airflow_provider_openrouter.lake import PartitionIntegrityError
 from airflow_provider_openrouter.operators.rankings import AppRankingsOperator as Apps

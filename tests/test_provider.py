@@ -7,8 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from airflow_provider_openrouter.compat import AIRFLOW_VERSION
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
@@ -24,7 +27,14 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def airflow_json(env: dict[str, str], *args: str) -> list[dict[str, object]]:
     out = subprocess.run([AIRFLOW, *args, "-o", "json"], env=env, check=True, capture_output=True, text=True, timeout=120)
-    return json.loads(out.stdout[out.stdout.index("[") :])
+    # the JSON is the last line that parses (older Airflow logs a few lines of its own to stdout first)
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith("["):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    raise AssertionError(f"no JSON list in the output of airflow {' '.join(args)}:\n{out.stdout}")
 
 
 def test_providers_list_and_hooks_show_openrouter(cli_env: dict[str, str]) -> None:
@@ -45,14 +55,30 @@ def test_a_connection_of_type_openrouter_can_be_added_and_listed(cli_env: dict[s
     assert listed["openrouter_cli"]["conn_type"] == "openrouter"
 
 
-def test_connection_form_metadata_labels_the_api_key_and_hides_unused_fields() -> None:
+def _form_metadata() -> Any:
     from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
 
-    meta = {m.connection_type: m for m in HookMetaService.hook_meta_data()}["openrouter"]
+    return {m.connection_type: m for m in HookMetaService.hook_meta_data()}["openrouter"]
+
+
+@pytest.mark.skipif(
+    AIRFLOW_VERSION < (3, 1, 0),
+    reason="Airflow 3.0 customises the connection form only through Flask-AppBuilder widgets",
+)
+def test_connection_form_metadata_labels_the_api_key_and_hides_unused_fields() -> None:
+    meta = _form_metadata()
     standard = meta.standard_fields.model_dump() if meta.standard_fields else {}
     assert standard["password"]["title"] == "API key"
     assert standard["host"]["title"] == "Base URL"
     assert standard["login"]["hidden"] and standard["port"]["hidden"]
+
+
+@pytest.mark.skipif(
+    AIRFLOW_VERSION < (3, 2, 0),
+    reason="Airflow reads a provider's conn-fields into the connection form from 3.2 on",
+)
+def test_connection_form_metadata_has_the_extras_as_inputs() -> None:
+    meta = _form_metadata()
     assert {"http_referer", "x_title", "categories", "timeout", "requests_per_minute", "management_api_key"} <= {
         name.rsplit("__", 1)[-1] for name in (meta.extra_fields or {})
     }
@@ -77,7 +103,28 @@ def test_extra_links_and_the_lineage_asset_scheme_are_registered() -> None:
         "airflow_provider_openrouter.operators.links.OpenRouterDatasetPageLink",
         "airflow_provider_openrouter.operators.links.OpenRouterPartitionLink",
     } <= set(manager.extra_links_class_names)
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+    runtime = pytest.importorskip("airflow.sdk.providers_manager_runtime", reason="task-runtime converters (Airflow 3.2+)")
 
-    converters = ProvidersManagerTaskRuntime().asset_to_openlineage_converters  # what tasks translate with
+    converters = runtime.ProvidersManagerTaskRuntime().asset_to_openlineage_converters  # what tasks translate with
     assert converters["openrouter"].__name__ == "asset_to_openlineage"
+
+
+def test_a_uri_connection_added_from_the_cli_keeps_its_path_and_tests_ok(cli_env: dict[str, str], openrouter_emulator: Any) -> None:
+    hostport = openrouter_emulator.base_url.removeprefix("http://").removesuffix("/api/v1")
+    uri = f"openrouter://http://:sk-or-emulator@{hostport}/api/v1"
+    subprocess.run([AIRFLOW, "connections", "add", "openrouter_uri", "--conn-uri", uri],
+                   env=cli_env, check=True, capture_output=True, timeout=120)
+    stored = airflow_json(cli_env, "connections", "get", "openrouter_uri")[0]
+    assert (stored["host"], stored["schema"]) == (f"http://{hostport.split(':')[0]}", "api/v1")
+    env = {**cli_env, "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
+    tested = subprocess.run([AIRFLOW, "connections", "test", "openrouter_uri"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert tested.returncode == 0 and "Connection success!" in tested.stdout, tested.stdout + tested.stderr
+    assert openrouter_emulator.request_count("/key") == 1
+    # Without the path the URI reaches the server's root, and the test says what to fix.
+    subprocess.run([AIRFLOW, "connections", "add", "openrouter_root", "--conn-uri", f"openrouter://http://:sk-or-emulator@{hostport}"],
+                   env=cli_env, check=True, capture_output=True, timeout=120)
+    tested = subprocess.run([AIRFLOW, "connections", "test", "openrouter_root"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert "Connection failed!" in tested.stdout and "Check that the Base URL ends with /api/v1" in tested.stdout
+    assert "sk-or-emulator" not in tested.stdout + tested.stderr

@@ -25,7 +25,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, Inexact, localcontext
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from airflow_provider_openrouter.analytics.query import (
     AnalyticsMeta,
@@ -38,6 +38,13 @@ from airflow_provider_openrouter.analytics.query import (
 from airflow_provider_openrouter.exceptions import InvalidParameterError, OpenRouterError, QueryTimeoutError
 
 log = logging.getLogger(__name__)
+
+
+class _InfoLogger(Protocol):
+    """A stdlib logger, or a task's ``self.log`` (a structlog logger on Airflow 3.1+)."""
+
+    def info(self, msg: str, /, *args: Any) -> Any: ...
+
 
 DEFAULT_MIN_SLICE = timedelta(hours=1)
 DEFAULT_MAX_REQUESTS = 50
@@ -225,7 +232,7 @@ def collect_complete(
     *,
     min_slice: timedelta = DEFAULT_MIN_SLICE,
     max_requests: int = DEFAULT_MAX_REQUESTS,
-    logger: logging.Logger | None = None,
+    logger: _InfoLogger | None = None,
 ) -> AnalyticsResult:
     """Run ``query`` through ``run`` (one request each), splitting its time range on 408 or
     truncation until every slice is complete, and merge. Never returns an incomplete answer."""

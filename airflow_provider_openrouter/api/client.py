@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, Generator, Iterator, Mapping, Protocol, Union
+from typing import Any, Callable, Generator, Iterator, Mapping, Protocol, Union, cast
 
 import httpx
 
@@ -240,21 +240,21 @@ class OpenRouterClient:
                 yield Sleep(wait)
                 continue
 
-            response = outcome
+            response = cast(httpx.Response, outcome)  # the drivers answer every Send with an Outcome
             status = response.status_code
             if status == 200:
-                body, problem = _decode(response)
-                if problem is None:
+                body, unreadable = _decode(response)
+                if unreadable is None:
                     return body
                 failures += 1
                 wait = policy.backoff(failures)
                 if failures >= policy.max_attempts or not _fits(started, wait, policy):
                     raise InvalidResponseError(
-                        f"Invalid response from OpenRouter to {what}: {problem} (after {failures} attempt(s)). "
+                        f"Invalid response from OpenRouter to {what}: {unreadable} (after {failures} attempt(s)). "
                         "Nothing was written.",
                         field="body",
                     )
-                log.warning("%s: %s; retry %d/%d in %.1f s.", what, problem, failures, policy.max_attempts - 1, wait)
+                log.warning("%s: %s; retry %d/%d in %.1f s.", what, unreadable, failures, policy.max_attempts - 1, wait)
                 yield Sleep(wait)
                 continue
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
-
-from airflow.sdk import BaseHook
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily, session_cost
 from airflow_provider_openrouter.api import endpoints
@@ -33,6 +33,7 @@ from airflow_provider_openrouter.api.client import (
     DEFAULT_TIMEOUT,
     OpenRouterClient,
 )
+from airflow_provider_openrouter.compat import BaseHook, aget_connection
 from airflow_provider_openrouter.exceptions import (
     AuthenticationError,
     BadRequestError,
@@ -54,29 +55,70 @@ if TYPE_CHECKING:
     from airflow_provider_openrouter.windows.intervals import Window
 
 
+def base_url_from_connection(conn: Connection, source: str | None = None) -> str:
+    """The API's base URL from a connection's host, port and schema.
+
+    ``host`` is the base URL (scheme optional, ``https`` by default; empty: ``https://openrouter.ai/api/v1``).
+    A connection given as a URI (``AIRFLOW_CONN_...`` or ``airflow connections add --conn-uri``) has its
+    URL path in ``schema`` and its port in ``port``: ``openrouter://:KEY@openrouter.ai/api/v1`` and
+    ``openrouter://https://:KEY@openrouter.ai/api/v1`` both mean ``https://openrouter.ai/api/v1``.
+    """
+    source = source or f"connection {conn.conn_id!r}"
+    host = (conn.host or "").strip()
+    schema = (conn.schema or "").strip().strip("/")
+    port = conn.port or None  # the UI sends 0 for "no port"
+    if not host:
+        if schema or port:
+            raise InvalidParameterError(
+                f"The {source} has a path or port ({schema or port!r}) but no host. Set the Base URL "
+                "(host), e.g. https://openrouter.ai/api/v1, or leave host, port and schema empty for that default."
+            )
+        return DEFAULT_BASE_URL
+    parts = urlsplit(host if "://" in host else "https://" + host)
+    try:
+        url_port = parts.port
+    except ValueError:
+        url_port = None
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise InvalidParameterError(
+            f"The Base URL (host) of {source} is {host!r}; it must be an http(s) URL such as "
+            "https://openrouter.ai/api/v1."
+        )
+    netloc, path = parts.netloc, parts.path.rstrip("/")
+    if port:
+        if url_port is not None and url_port != port:
+            raise InvalidParameterError(
+                f"The {source} has port {port} and a Base URL with port {url_port}; give the port once."
+            )
+        if url_port is None:
+            netloc = f"{netloc}:{port}"
+    if schema:
+        if path and path.strip("/") != schema:
+            raise InvalidParameterError(
+                f"The {source} has a Base URL with the path {path!r} and a schema (URI path) {schema!r}; "
+                "give the path once, e.g. host https://openrouter.ai/api/v1 and no schema."
+            )
+        path = "/" + schema
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
 #: Above this ``requests_per_minute`` the shared budget is not used (see :func:`client_from_connection`).
 MAX_SHARED_BUDGET_RPM = 60
 
 
 def client_from_connection(
-    conn: Connection, policy: RetryPolicy | None = None, *, shared_budget: bool = False
+    conn: Connection, policy: RetryPolicy | None = None, *, shared_budget: bool = False, source: str | None = None
 ) -> OpenRouterClient:
     """Build the API client from a connection (shared by the hook and the async trigger).
 
-    ``host`` is the base URL (scheme optional, default ``https://openrouter.ai/api/v1``), ``password``
-    the API key; extras ``http_referer``, ``x_title``, ``categories``, ``timeout``, ``requests_per_minute``,
+    The base URL comes from :func:`base_url_from_connection`, ``password`` is the API key; extras ``http_referer``, ``x_title``, ``categories``, ``timeout``, ``requests_per_minute``,
     ``shared_budget`` (default true). With ``shared_budget=True`` (sync callers: it blocks) every
     request also books a slot of the key's budget shared by all workers (``runtime/budget.py``).
     """
     extra = conn.extra_dejson or {}
-    source = f"connection {conn.conn_id!r}"
-    host = (conn.host or "").strip()
-    if not host:
-        base_url = DEFAULT_BASE_URL
-    elif "://" in host:
-        base_url = host
-    else:
-        base_url = "https://" + host
+    source = source or f"connection {conn.conn_id!r}"  # how errors name the connection
+    base_url = base_url_from_connection(conn, source)
     key = conn.password or ""
     if key:
         try:
@@ -99,9 +141,13 @@ def client_from_connection(
         base_url,
         key,
         headers={
-            "HTTP-Referer": extra.get("http_referer"),
-            "X-OpenRouter-Title": extra.get("x_title"),
-            "X-OpenRouter-Categories": extra.get("categories"),
+            header: str(value)
+            for header, value in (
+                ("HTTP-Referer", extra.get("http_referer")),
+                ("X-OpenRouter-Title", extra.get("x_title")),
+                ("X-OpenRouter-Categories", extra.get("categories")),
+            )
+            if value
         },
         timeout=_positive(extra, "timeout", DEFAULT_TIMEOUT, float, source),
         requests_per_minute=rpm,
@@ -124,6 +170,10 @@ def _positive(extra: dict[str, Any], name: str, default: float, kind: type, sour
     if number is None or number <= 0:
         raise InvalidParameterError(f"Extra {name!r} of {source} is {value!r}; it must be a positive {kind.__name__}.")
     return number
+
+
+#: One attempt, no 429 rounds, a short deadline: what a connection test needs.
+_CONNECTION_TEST_POLICY = RetryPolicy(max_attempts=1, max_rate_limit_retries=0, max_rate_limit_wait=0.0, deadline=10.0)
 
 
 class OpenRouterHook(BaseHook):
@@ -171,7 +221,7 @@ class OpenRouterHook(BaseHook):
     async def aget_conn(self) -> OpenRouterClient:
         """:meth:`get_conn` for the triggerer: the connection is fetched without blocking the event loop."""
         if self._client is None:
-            conn = await BaseHook.aget_connection(self.openrouter_conn_id)
+            conn = await aget_connection(self.openrouter_conn_id)
             self._client = client_from_connection(conn, self.retry_policy)
         return self._client
 
@@ -192,11 +242,42 @@ class OpenRouterHook(BaseHook):
         clients = {id(c): c for c in (self._client, self._analytics_client) if c is not None}
         return sum(c.rate_limited_count for c in clients.values())
 
+    #: A connection test makes one attempt, waits at most this many seconds for it, and never
+    #: retries: an unreachable host or a wrong key answers within seconds, not after a retry ladder.
+    TEST_CONNECTION_TIMEOUT = 5.0
+
     def test_connection(self) -> tuple[bool, str]:
-        """Check the key with ``GET /key``; never raises."""
+        """Check the Base URL and the key with one ``GET /key``; never raises.
+
+        The messages do not name the connection id: the UI and the REST API test unsaved
+        connections under a temporary id that would mean nothing to the reader.
+        """
+        base_url = None
         try:
-            client = self.get_conn()
-            answer = client.get(endpoints.KEY_PATH)
+            conn = self.get_connection(self.openrouter_conn_id)
+            source = "this connection"
+            base_url = base_url_from_connection(conn, source)
+            client = client_from_connection(conn, _CONNECTION_TEST_POLICY, source=source)
+            client.timeout = min(client.timeout, self.TEST_CONNECTION_TIMEOUT)
+            try:
+                answer = client.get(endpoints.KEY_PATH)
+            finally:
+                client.close()
+        except BadRequestError as exc:
+            if exc.status == 404:
+                return False, (
+                    f"{base_url}{endpoints.KEY_PATH} does not exist (HTTP 404). Check that the Base URL ends "
+                    f"with /api/v1, e.g. {DEFAULT_BASE_URL}."
+                )
+            return False, str(exc)
+        except ServerError as exc:
+            if exc.status is None:  # no answer at all: connection refused, DNS, TLS or timeout
+                found = re.search(r"attempt\(s\): (.*?)\. OpenRouter", str(exc))
+                return False, (
+                    f"Could not reach {base_url} ({found.group(1) if found else exc}). "
+                    "Check the Base URL and that this machine can reach it."
+                )
+            return False, str(exc)
         except OpenRouterError as exc:
             return False, str(exc)
         except Exception as exc:  # the UI shows the message, so keep it to one line
@@ -506,7 +587,7 @@ class OpenRouterHook(BaseHook):
         """
         query = AnalyticsQuery(
             metrics=metrics, dimensions=dimensions, filters=filters, granularity=granularity,  # type: ignore[arg-type]
-            time_range=time_range, limit=limit, group_limit=group_limit, order_by=order_by,
+            time_range=time_range, limit=limit, group_limit=group_limit, order_by=order_by,  # type: ignore[arg-type]
         )
         return self.execute_analytics_query(query)
 

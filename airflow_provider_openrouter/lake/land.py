@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from airflow.sdk import ObjectStoragePath
 
@@ -36,6 +36,14 @@ __all__ = ["Batch", "DerivedPartition", "land_partitions"]
 log = logging.getLogger(__name__)
 
 #: The manifest fields of one staged partition, beyond those the staged file itself gives.
+class _WarningLog(Protocol):
+    """A stdlib logger, or a task's ``self.log`` (a structlog logger on Airflow 3.1+)."""
+
+    def warning(self, msg: str, /, *args: Any) -> Any: ...
+
+
+_B = TypeVar("_B", bound="Batch")
+
 ManifestFields = Callable[[storage.StagedPartition, Any, "Window | None"], Mapping[str, Any]]
 
 
@@ -50,14 +58,14 @@ class Batch:
         self,
         base: ObjectStoragePath,
         data_format: str,
-        log: logging.Logger | logging.LoggerAdapter = log,
+        log: _WarningLog = log,
     ) -> None:
         storage.require_format(data_format)
         self.base, self.data_format, self.log = base, data_format, log
         self.items: list[tuple[storage.StagedPartition, Any, Window | None]] = []
         self.uncommitted: list[storage.StagedPartition] = []
 
-    def __enter__(self) -> Batch:
+    def __enter__(self: _B) -> _B:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:

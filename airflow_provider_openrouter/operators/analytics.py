@@ -247,7 +247,7 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
     resolve_days = resolve_window
 
     # ------------------------------------------------------------ the base's hooks
-    def serialise(self, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
+    def serialise(self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
         return exact_jsonl_bytes(records), None
 
     def manifest(self, partition: storage.StagedPartition, fetch: Fetch, days: Window, run_window: Window,
@@ -335,11 +335,12 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
         self._observe(context, window, landing, hook, "")
         if self.asset is not None:
             event = context["outlet_events"][self.asset]
-            event.extra = {
+            extra: dict[str, Any] = {
                 "dataset": ANALYTICS, "query_name": self.query_name,
                 "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
                 "time_range": run_range.to_json(), "row_count": rows,
             }
+            event.extra = extra
             keys = event_partition_keys(context, landing.items)
             if keys:
                 event.add_partitions(keys)

@@ -14,8 +14,8 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowSkipException
 
+from airflow_provider_openrouter.compat import AirflowSkipException
 from airflow_provider_openrouter.lake import storage
 from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR
 from airflow_provider_openrouter.exceptions import (
@@ -98,12 +98,13 @@ class Landing(Batch):
         return sorted((item for item in self.items + self.lookback if item[0].status == "restated"), key=lambda i: i[2].start)
 
     def serialise(self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
-        return self.operator.serialise(list(records), columns)
+        return self.operator.serialise(records, columns)
 
     def commit(self, run_window: Window, extra: Mapping[str, Any] | None = None) -> None:  # type: ignore[override]
         op = self.operator
 
-        def manifest(partition: storage.StagedPartition, fetch: Fetch, days: Window) -> dict[str, Any]:
+        def manifest(partition: storage.StagedPartition, fetch: Any, days: Window | None) -> dict[str, Any]:
+            assert days is not None  # stage() gives every partition its days
             return op.manifest(partition, fetch, days, run_window, {**(extra or {}), **self.manifest_extra.get(partition.key, {})})
 
         run_items = self.items
@@ -208,7 +209,7 @@ class OpenRouterDatasetOperator(BaseOperator):
     def _asset_suffix(self) -> str | None:
         raise NotImplementedError
 
-    def serialise(self, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
+    def serialise(self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
         """The data file's bytes in this operator's format and, for parquet, its column types."""
         return storage.serialise(records, columns, self.format)
 
@@ -401,7 +402,7 @@ class OpenRouterDatasetOperator(BaseOperator):
         return lineage.operator_lineage(getattr(self, "_lineage_record", None))
 
 
-def event_partition_keys(context: Context, staged: Sequence[tuple[Any, Any, Window]]) -> list[str]:
+def event_partition_keys(context: Context, staged: Sequence[tuple[Any, Any, Window | None]]) -> list[str]:
     """The partition keys of a partitioned run's asset event: one ``YYYY-MM-DD`` per one-day partition
     written (rankings-daily: every UTC day of the window), the run's own partition key for a partition
     spanning several days (app-rankings: the window). None in a run without partition: Airflow does
@@ -411,7 +412,7 @@ def event_partition_keys(context: Context, staged: Sequence[tuple[Any, Any, Wind
         return []
     keys: list[str] = []
     for _, _, days in staged:
-        key = days.start.isoformat() if days.days == 1 else run_key
+        key = days.start.isoformat() if days is not None and days.days == 1 else run_key
         if key and key not in keys:
             keys.append(key)
     return sorted(keys)

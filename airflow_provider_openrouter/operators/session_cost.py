@@ -21,9 +21,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowSkipException
-
 from airflow_provider_openrouter.api.datasets import session_cost
+from airflow_provider_openrouter.compat import AirflowSkipException
 from airflow_provider_openrouter.exceptions import InvalidParameterError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.lake import formats
@@ -111,15 +110,15 @@ class SessionCostOperator(OpenRouterDatasetOperator):
         self.app_slug, self.model, self.turn_range = app_slug, model, turn_range
         self.max_cells = max_cells
         self.fail_if_incomplete = fail_if_incomplete
-        check = [None if templated(v) else v for v in (app_slug, model, turn_range)]
+        slug, mdl, turns = (None if templated(v) else v for v in (app_slug, model, turn_range))
         try:
-            session_cost.validate_params(*check, max_cells=max_cells)
+            session_cost.validate_params(slug, mdl, turns, max_cells=max_cells)
         except InvalidParameterError as exc:
             raise InvalidParameterError(f"Task {task!r}: {exc}") from None
         super().__init__(output_uri=output_uri, **kwargs)
 
     def serialise(
-        self, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]]
+        self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]
     ) -> tuple[bytes, None]:
         """JSON Lines with ``median_session_cost_usd`` as a number literal carrying every digit."""
         return formats.exact_jsonl_bytes(records), None

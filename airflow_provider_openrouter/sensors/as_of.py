@@ -14,9 +14,8 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Mapping
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
+from airflow_provider_openrouter.compat import AirflowException, AirflowSensorTimeout, AirflowSkipException, conf
 from airflow_provider_openrouter.runtime import probe
 from airflow_provider_openrouter.exceptions import InvalidParameterError, InvalidResponseError, OpenRouterError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook

@@ -23,10 +23,9 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from airflow_provider_openrouter.api.datasets import session_cost
+from airflow_provider_openrouter.compat import AirflowException, AirflowSensorTimeout, conf
 from airflow_provider_openrouter.exceptions import (
     InvalidParameterError,
     InvalidResponseError,

@@ -248,7 +248,7 @@ def test_backfill_with_default_flags_and_a_restatement_converges_on_the_next_run
         assert part.manifest["meta"]["as_of"] == "2026-01-17T00:30:00Z"
 
     # -- the request log of the backfill against the planner: at most 4 rankings-daily requests
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_openrouter.compat import DagBag
 
     bag = DagBag(dag_folder=str(dag_file), safe_mode=False)
     assert not bag.import_errors, bag.import_errors

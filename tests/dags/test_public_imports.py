@@ -23,6 +23,7 @@ PUBLIC_MODULES = frozenset(
     for name in (
         "lake",
         "windows",
+        "compat",
         "exceptions",
         "testing",
         "api.datasets",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -66,10 +67,84 @@ def test_test_connection_success_and_invalid_key(hook: OpenRouterHook, openroute
     assert not ok and "invalid API key" in message and "Traceback" not in message
 
 
-def test_test_connection_reports_an_unreachable_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    set_connection(monkeypatch, "or_down", password="sk-or-xxxxxxxxxxxx", host="http://127.0.0.1:9/api/v1")
-    ok, message = OpenRouterHook("or_down", retry_policy=FAST).test_connection()
-    assert not ok and "ConnectError" in message
+def unused_local_port() -> int:
+    """A loopback port nothing listens on (bound once by the OS, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_test_connection_messages_do_not_name_the_connection_id(openrouter_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The UI and the REST API test an unsaved connection under a random temporary id.
+    set_connection(monkeypatch, "tmp_4f2a9c", password="sk-or-not-a-real-key", host=openrouter_emulator.base_url)
+    ok, message = OpenRouterHook("tmp_4f2a9c").test_connection()
+    assert not ok and "invalid API key" in message and "this connection" in message
+    assert "tmp_4f2a9c" not in message and "sk-or-not-a-real-key" not in message
+    set_connection(monkeypatch, "tmp_4f2a9c", password="sk-or-emulator", host="ftp://example.invalid/api/v1")
+    ok, message = OpenRouterHook("tmp_4f2a9c").test_connection()
+    assert not ok and "it must be an http(s) URL" in message and "tmp_4f2a9c" not in message
+
+
+def test_test_connection_404_says_to_check_the_base_url_path(openrouter_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = openrouter_emulator.base_url.removesuffix("/api/v1")
+    set_connection(monkeypatch, "or_root", password="sk-or-emulator", host=root)
+    ok, message = OpenRouterHook("or_root").test_connection()
+    assert not ok and "HTTP 404" in message
+    assert "Check that the Base URL ends with /api/v1" in message and f"{root}/key" in message
+    assert openrouter_emulator.request_count() == 1
+
+
+def test_test_connection_reports_an_unreachable_host_after_one_attempt(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    base_url = f"http://127.0.0.1:{unused_local_port()}/api/v1"
+    set_connection(monkeypatch, "or_down", password="sk-or-xxxxxxxxxxxx", host=base_url)
+    caplog.set_level(logging.INFO)
+    ok, message = OpenRouterHook("or_down").test_connection()  # the default policy would retry 4 times
+    assert not ok and message.startswith(f"Could not reach {base_url} (ConnectError")
+    assert "Check the Base URL" in message and "or_down" not in message
+    assert not [r for r in caplog.records if "retry" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("uri", "base_url"),
+    [
+        # the form Airflow's own Connection.get_uri() writes for host https://openrouter.ai/api/v1
+        ("openrouter://https://:sk-or-xxxxxxxxxxxx@openrouter.ai%2Fapi%2Fv1/", "https://openrouter.ai/api/v1"),
+        ("openrouter://:sk-or-xxxxxxxxxxxx@openrouter.ai/api/v1", "https://openrouter.ai/api/v1"),
+        ("openrouter://https://:sk-or-xxxxxxxxxxxx@openrouter.ai/api/v1", "https://openrouter.ai/api/v1"),
+        ("openrouter://:sk-or-xxxxxxxxxxxx@https%3A%2F%2Fopenrouter.ai%2Fapi%2Fv1", "https://openrouter.ai/api/v1"),
+        ("openrouter://http://:sk-or-xxxxxxxxxxxx@127.0.0.1:8080/api/v1?x_title=Lake", "http://127.0.0.1:8080/api/v1"),
+        ("openrouter://:sk-or-xxxxxxxxxxxx@proxy.internal:8443/openrouter/api/v1", "https://proxy.internal:8443/openrouter/api/v1"),
+        ("openrouter://:sk-or-xxxxxxxxxxxx@", "https://openrouter.ai/api/v1"),
+    ],
+)
+def test_a_uri_connection_keeps_the_base_url_path(monkeypatch: pytest.MonkeyPatch, uri: str, base_url: str) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_OR_URI", uri)
+    assert OpenRouterHook("or_uri").get_conn().base_url == base_url
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"host": "https://openrouter.ai/api/v1", "schema": "v2"}, "has a Base URL with the path '/api/v1' and a schema"),
+        ({"host": "http://127.0.0.1:8080/api/v1", "port": 9090}, "has port 9090 and a Base URL with port 8080"),
+        ({"schema": "api/v1"}, "but no host"),
+    ],
+)
+def test_a_connection_that_would_lose_or_mix_up_its_path_is_refused(
+    monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any], match: str
+) -> None:
+    set_connection(monkeypatch, "or_mixed", password="sk-or-xxxxxxxxxxxx", **fields)
+    with pytest.raises(InvalidParameterError, match=match):
+        OpenRouterHook("or_mixed").get_conn()
+
+
+def test_a_uri_connection_to_the_emulator_tests_ok(openrouter_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    hostport = openrouter_emulator.base_url.removeprefix("http://").removesuffix("/api/v1")
+    monkeypatch.setenv("AIRFLOW_CONN_OR_URI", f"openrouter://http://:sk-or-emulator@{hostport}/api/v1")
+    ok, message = OpenRouterHook("or_uri").test_connection()
+    assert ok and message.startswith(f"Connected to {openrouter_emulator.base_url};")
 
 
 def test_rankings_daily_typed_exact_and_counted(hook: OpenRouterHook) -> None:

@@ -25,14 +25,17 @@ SCHEDULES = {
     "trigger": '"@daily"',
     "hourly": 'CronDataIntervalTimetable("0 * * * *", timezone="UTC")',
     "none": "None",
-    "partition": 'CronPartitionTimetable("0 0 * * *", timezone="UTC", run_offset=-1, key_format="%Y-%m-%d")',
+    # through the compatibility module: resolved only by DAGs that use it (Airflow 3.2+)
+    "partition": 'compat.CronPartitionTimetable("0 0 * * *", timezone="UTC", run_offset=-1, key_format="%Y-%m-%d")',
 }
 
 DAG_TEMPLATE = '''
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import DAG, CronPartitionTimetable
+from airflow.sdk import DAG
 from airflow.timetables.interval import CronDataIntervalTimetable, DeltaDataIntervalTimetable
+
+from airflow_provider_openrouter import compat
 
 from airflow_provider_openrouter.operators.analytics import AnalyticsQueryOperator
 from airflow_provider_openrouter.operators.rankings import AppRankingsOperator, RankingsDailyOperator

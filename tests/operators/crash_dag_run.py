@@ -27,7 +27,7 @@ def main() -> None:
 
     storage.write_atomic = write_atomic
 
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_openrouter.compat import DagBag
 
     dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag(dag_id)
     dag.test(logical_date=logical_date)

@@ -73,7 +73,7 @@ def collect(dag_id: str, run_id: str) -> PartitionRun:
 @pytest.fixture
 def run_partition(dags_folder: Path) -> Callable[..., PartitionRun]:
     """``run_partition(dag_id, partition_key, partition_date=None)``: one partitioned run via ``dag.test()``."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_openrouter.compat import DagBag
     from airflow.models import dagrun as dagrun_module
 
     def run(dag_id: str, partition_key: str | None, partition_date: datetime | None = None) -> PartitionRun:

@@ -77,7 +77,7 @@ def rows(part: Any) -> list[dict[str, Any]]:
 def test_the_example_dags_import_cleanly(lake: Path, dags_folder: Path) -> None:
     import gc
 
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_openrouter.compat import DagBag
     from airflow.sdk import CronPartitionTimetable, PartitionedAssetTimetable
 
     gc.collect()

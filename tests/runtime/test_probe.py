@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_openrouter.compat import AirflowException
 from airflow_provider_openrouter.exceptions import BadRequestError, InvalidResponseError
 from airflow_provider_openrouter.runtime.probe import (
     PROBE_MAX_AGE,

@@ -80,7 +80,7 @@ with DAG("sensor_tests_warm_up", schedule=None, start_date=datetime(2025, 1, 1, 
 def _warm_task_runner(dags_folder: Any) -> None:
     """Run one trivial task first: the first in-process task run of a session takes seconds to start,
     which would otherwise land inside the short waits that the sensor tests measure against."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_openrouter.compat import DagBag
 
     path = dags_folder / "sensor_tests_warm_up.py"
     path.write_text(WARM_UP_DAG)

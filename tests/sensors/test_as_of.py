@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_openrouter.compat import AirflowException
 from airflow_provider_openrouter.runtime.probe import PROBE_XCOM_KEY
 from airflow_provider_openrouter.sensors.as_of import OpenRouterAsOfSensor
 from airflow_provider_openrouter.runtime.as_of_memory import variable_key

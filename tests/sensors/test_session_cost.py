@@ -9,8 +9,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_openrouter.compat import AirflowException
 from airflow_provider_openrouter.sensors.session_cost import (
     OpenRouterSessionCostSensor,
     validate_event,
