@@ -17,7 +17,7 @@ OLDEST_STAMP := $(OLDEST_VENV)/.installed-test
 OLDEST_TESTS := tests/test_provider.py tests/test_compat.py tests/dags tests/hooks tests/operators \
 	--ignore=tests/operators/analytics --ignore=tests/hooks/test_hook_analytics.py
 
-.PHONY: test test-oldest typecheck demo bench bench-quick clean
+.PHONY: test test-oldest lint typecheck demo bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ test: $(STAMP)
 test-oldest: $(OLDEST_STAMP)
 	$(OLDEST_VENV)/bin/python -c "import sys, airflow; print('Airflow', airflow.__version__, 'on Python', sys.version.split()[0])"
 	$(OLDEST_VENV)/bin/python -m pytest $(OLDEST_TESTS)
+
+# Lint and format check (ruff) and the import contracts between the layers (import-linter).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

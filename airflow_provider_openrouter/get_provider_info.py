@@ -58,7 +58,10 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port", "login"],
                     "relabeling": {"password": "API key", "host": "Base URL"},
-                    "placeholders": {"host": "https://openrouter.ai/api/v1", "password": "sk-or-..."},
+                    "placeholders": {
+                        "host": "https://openrouter.ai/api/v1",
+                        "password": "sk-or-...",
+                    },
                 },
             }
         ],
@@ -81,13 +84,19 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {
                 "integration-name": "OpenRouter",
-                "python-modules": ["airflow_provider_openrouter.sensors.as_of", "airflow_provider_openrouter.sensors.session_cost"],
+                "python-modules": [
+                    "airflow_provider_openrouter.sensors.as_of",
+                    "airflow_provider_openrouter.sensors.session_cost",
+                ],
             }
         ],
         "triggers": [
             {
                 "integration-name": "OpenRouter",
-                "python-modules": ["airflow_provider_openrouter.triggers.as_of", "airflow_provider_openrouter.triggers.session_cost"],
+                "python-modules": [
+                    "airflow_provider_openrouter.triggers.as_of",
+                    "airflow_provider_openrouter.triggers.session_cost",
+                ],
             }
         ],
         "extra-links": [

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Sequence
+from typing import Any
 
-from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR
-from airflow_provider_openrouter.lake.chunk_cache import split_by_year
 from airflow_provider_openrouter.api.datasets.app_rankings import app_pages
 from airflow_provider_openrouter.exceptions import InvalidParameterError
-from airflow_provider_openrouter.windows.intervals import Window, parse_day
+from airflow_provider_openrouter.lake.chunk_cache import split_by_year
+from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR, Window, parse_day
 
 DAILY_QUOTA = 500
 #: Days after which a day's numbers are final (the operators' default ``restatement_days``).
@@ -124,7 +124,9 @@ def plan_backfill(
     if shape.sensors:
         # single flight: one sensor probes at a time, and its answer reaches the API's last day, so it
         # proves every day of the backfill for the others (the as_of memory), in any order and concurrency
-        plan.requests["rankings-daily (sensor probes)"] = 0 if memory_proves_last_day else shape.sensors
+        plan.requests["rankings-daily (sensor probes)"] = (
+            0 if memory_proves_last_day else shape.sensors
+        )
         plan.naive["rankings-daily (sensor probes)"] = runs * shape.sensors
     if shape.app_max_apps:
         per_run = sum(len(app_pages(n)) for n in shape.app_max_apps)
@@ -133,8 +135,11 @@ def plan_backfill(
         # lookback re-checks cost real requests: a window is re-checked while it is not final (the
         # last RESTATEMENT_DAYS windows of a range that ends near today), by each later run whose
         # lookback reaches it, unless it was written less than an hour before (the same backfill)
-        lookback = sum(len(app_pages(n)) * days * min(runs, RESTATEMENT_DAYS)
-                       for n, days in zip(shape.app_max_apps, shape.app_lookback_days) if days)
+        lookback = sum(
+            len(app_pages(n)) * days * min(runs, RESTATEMENT_DAYS)
+            for n, days in zip(shape.app_max_apps, shape.app_lookback_days)
+            if days
+        )
         if lookback:
             plan.requests["app-rankings (lookback, at most)"] = lookback
             plan.naive["app-rankings (lookback, at most)"] = lookback
@@ -147,13 +152,18 @@ def steady_state_requests(shape: DagShape) -> int:
     lookback's re-checked windows (one per day of ``lookback_days``, each its pages)."""
     probes = shape.sensors or shape.rankings_tasks
     apps = sum(len(app_pages(n)) for n in shape.app_max_apps)
-    lookback = sum(len(app_pages(n)) * days for n, days in zip(shape.app_max_apps, shape.app_lookback_days))
+    lookback = sum(
+        len(app_pages(n)) * days for n, days in zip(shape.app_max_apps, shape.app_lookback_days)
+    )
     return probes + apps + lookback
 
 
 def dag_shape(dag: Any) -> DagShape:
     """Read a DAG's request-spending tasks: sensors, rankings operators, app operators (mapped ones expanded)."""
-    from airflow_provider_openrouter.operators.rankings import AppRankingsOperator, RankingsDailyOperator
+    from airflow_provider_openrouter.operators.rankings import (
+        AppRankingsOperator,
+        RankingsDailyOperator,
+    )
     from airflow_provider_openrouter.sensors.as_of import OpenRouterAsOfSensor
 
     sensors = rankings = 0
@@ -168,10 +178,19 @@ def dag_shape(dag: Any) -> DagShape:
         elif isinstance(kind, type) and issubclass(kind, AppRankingsOperator):
             instances = _app_instances(task)
             apps.extend(instances)
-            days = dict(task.partial_kwargs).get("lookback_days", 0) if hasattr(task, "partial_kwargs") else task.lookback_days
+            days = (
+                dict(task.partial_kwargs).get("lookback_days", 0)
+                if hasattr(task, "partial_kwargs")
+                else task.lookback_days
+            )
             lookbacks.extend([int(days or 0)] * len(instances))
-    return DagShape(sensors=sensors, rankings_tasks=rankings, app_max_apps=tuple(apps), max_active_runs=dag.max_active_runs,
-                    app_lookback_days=tuple(lookbacks))
+    return DagShape(
+        sensors=sensors,
+        rankings_tasks=rankings,
+        app_max_apps=tuple(apps),
+        max_active_runs=dag.max_active_runs,
+        app_lookback_days=tuple(lookbacks),
+    )
 
 
 def _app_instances(task: Any) -> list[int]:
@@ -184,7 +203,9 @@ def _app_instances(task: Any) -> list[int]:
         combos = 1
         for values in value.values():
             if not isinstance(values, (list, tuple)):
-                raise InvalidParameterError(f"task {task.task_id!r} expands over a value known only at run time.")
+                raise InvalidParameterError(
+                    f"task {task.task_id!r} expands over a value known only at run time."
+                )
             combos *= len(values)
         max_apps = value.get("max_apps")
         if max_apps is not None:
@@ -192,21 +213,49 @@ def _app_instances(task: Any) -> list[int]:
         return [partial.get("max_apps", 50)] * combos
     if isinstance(value, (list, tuple)):  # .expand_kwargs([...])
         return [dict(partial, **kw).get("max_apps", 50) for kw in value]
-    raise InvalidParameterError(f"task {task.task_id!r} expands over a value known only at run time.")
+    raise InvalidParameterError(
+        f"task {task.task_id!r} expands over a value known only at run time."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m airflow_provider_openrouter.planner", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dag-file", required=True, help="the DAG file (e.g. dags/openrouter_daily.py)")
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_openrouter.planner", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--dag-file", required=True, help="the DAG file (e.g. dags/openrouter_daily.py)"
+    )
     parser.add_argument("--dag-id", help="the DAG in that file (default: the only one)")
     parser.add_argument("--from", dest="first", required=True, help="first day to land, YYYY-MM-DD")
-    parser.add_argument("--to", dest="last", default=(date.today() - timedelta(days=1)).isoformat(),
-                        help="last day to land, YYYY-MM-DD (default: yesterday)")
-    parser.add_argument("--max-active-runs", type=int, default=BACKFILL_MAX_ACTIVE_RUNS,
-                        help="the backfill's concurrency (airflow backfill create --max-active-runs; default 10)")
-    parser.add_argument("--run-backwards", action="store_true", help="the backfill runs newest first (--run-backwards)")
-    parser.add_argument("--cached-year", type=int, action="append", default=[], help="a year whose chunk is already cached")
-    parser.add_argument("--memory-proves-last-day", action="store_true", help="the sensors' as_of memory already covers --to")
+    parser.add_argument(
+        "--to",
+        dest="last",
+        default=(date.today() - timedelta(days=1)).isoformat(),
+        help="last day to land, YYYY-MM-DD (default: yesterday)",
+    )
+    parser.add_argument(
+        "--max-active-runs",
+        type=int,
+        default=BACKFILL_MAX_ACTIVE_RUNS,
+        help="the backfill's concurrency (airflow backfill create --max-active-runs; default 10)",
+    )
+    parser.add_argument(
+        "--run-backwards",
+        action="store_true",
+        help="the backfill runs newest first (--run-backwards)",
+    )
+    parser.add_argument(
+        "--cached-year",
+        type=int,
+        action="append",
+        default=[],
+        help="a year whose chunk is already cached",
+    )
+    parser.add_argument(
+        "--memory-proves-last-day",
+        action="store_true",
+        help="the sensors' as_of memory already covers --to",
+    )
     args = parser.parse_args(argv)
 
     from airflow_provider_openrouter.compat import DagBag
@@ -217,15 +266,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{path}: {error}", file=sys.stderr)
         return 2
     if args.dag_id is None and len(bag.dags) != 1:
-        print(f"{args.dag_file} holds {len(bag.dags)} DAGs; choose one with --dag-id: {', '.join(bag.dags)}", file=sys.stderr)
+        print(
+            f"{args.dag_file} holds {len(bag.dags)} DAGs; choose one with --dag-id: {', '.join(bag.dags)}",
+            file=sys.stderr,
+        )
         return 2
     dag = bag.dags[args.dag_id] if args.dag_id else next(iter(bag.dags.values()))
-    plan = plan_backfill(args.first, args.last, dag_shape(dag), max_active_runs=args.max_active_runs,
-                         run_backwards=args.run_backwards, cached_years=args.cached_year,
-                         memory_proves_last_day=args.memory_proves_last_day)
+    plan = plan_backfill(
+        args.first,
+        args.last,
+        dag_shape(dag),
+        max_active_runs=args.max_active_runs,
+        run_backwards=args.run_backwards,
+        cached_years=args.cached_year,
+        memory_proves_last_day=args.memory_proves_last_day,
+    )
     print(f"DAG {dag.dag_id}: {dag_shape(dag)}")
     print(plan.report())
-    print(f"steady state afterwards: {steady_state_requests(dag_shape(dag))} request(s) per daily run")
+    print(
+        f"steady state afterwards: {steady_state_requests(dag_shape(dag))} request(s) per daily run"
+    )
     return 0
 
 

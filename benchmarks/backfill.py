@@ -38,7 +38,8 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dtime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -54,16 +55,22 @@ PER_MINUTE = 30
 def prepare_environment(home: Path) -> None:
     """A throw-away Airflow home, quiet logs; must run before Airflow is imported."""
     (home / "dags").mkdir(parents=True, exist_ok=True)
-    for key in [k for k in os.environ if k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "OPENROUTER_"))]:
+    for key in [
+        k
+        for k in os.environ
+        if k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "OPENROUTER_"))
+    ]:
         del os.environ[key]
-    os.environ.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "OPENROUTER_TASK_RETRIES": "0",
-    })
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "OPENROUTER_TASK_RETRIES": "0",
+        }
+    )
 
 
 class VariableStore:
@@ -85,7 +92,9 @@ class VariableStore:
             value = store.values[key]
             return json.loads(value) if deserialize_json else value
 
-        def set_(key: str, value: Any, description: str | None = None, serialize_json: bool = False) -> None:
+        def set_(
+            key: str, value: Any, description: str | None = None, serialize_json: bool = False
+        ) -> None:
             if store.enabled:
                 store.values[key] = json.dumps(value) if serialize_json else value
                 store.writes += 1
@@ -123,8 +132,12 @@ def run_task(task: Any, day: date, xcoms: dict[tuple[str, str], Any], share: boo
 
     start = datetime.combine(day, dtime(0), tzinfo=timezone.utc)
     context = {
-        "data_interval_start": start, "data_interval_end": start + ONE_DAY, "logical_date": start,
-        "task": task, "ti": InlineTI(task.task_id, xcoms, share), "outlet_events": defaultdict(SimpleNamespace),
+        "data_interval_start": start,
+        "data_interval_end": start + ONE_DAY,
+        "logical_date": start,
+        "task": task,
+        "ti": InlineTI(task.task_id, xcoms, share),
+        "outlet_events": defaultdict(SimpleNamespace),
         "params": {},
     }
     ctx = contextvars.copy_context()
@@ -167,16 +180,24 @@ def load_tasks(lake: Path, conn_id: str, apps: str) -> tuple[Any, Any, list[Any]
             if apps == "one":
                 categories = categories[:1]
             for category in categories:
-                app_tasks.append(AppRankingsOperator(
-                    task_id=f"{task.task_id}_{category or 'all'}", output_uri=lake.as_uri(), openrouter_conn_id=conn_id,
-                    sort=kwargs["sort"], category=category, max_apps=kwargs.get("max_apps", 50),
-                ))
+                app_tasks.append(
+                    AppRankingsOperator(
+                        task_id=f"{task.task_id}_{category or 'all'}",
+                        output_uri=lake.as_uri(),
+                        openrouter_conn_id=conn_id,
+                        sort=kwargs["sort"],
+                        category=category,
+                        max_apps=kwargs.get("max_apps", 50),
+                    )
+                )
             if apps == "one":
                 break
     return sensor, rankings, app_tasks
 
 
-def run_scenario(scenario: Scenario, first: date, last: date, emulator: Any, conn_id: str, apps: str) -> None:
+def run_scenario(
+    scenario: Scenario, first: date, last: date, emulator: Any, conn_id: str, apps: str
+) -> None:
     from airflow_provider_openrouter.runtime.as_of_memory import variable_key
 
     store = VariableStore(enabled=scenario.memory)
@@ -188,20 +209,26 @@ def run_scenario(scenario: Scenario, first: date, last: date, emulator: Any, con
     spans: list[tuple[str, int, int]] = []  # (spender, first log index, end log index)
 
     def logged() -> int:
-        return len(emulator._log)  # the request log's length (a copy of the whole log would be O(n))
+        return len(
+            emulator._log
+        )  # the request log's length (a copy of the whole log would be O(n))
 
     day = first
     started = time.perf_counter()
     while day <= last:
         xcoms: dict[tuple[str, str], Any] = {}
         try:
-            for kind, task in [("sensor", sensor), ("rankings", rankings), *(("apps", t) for t in app_tasks)]:
+            for kind, task in [
+                ("sensor", sensor),
+                ("rankings", rankings),
+                *(("apps", t) for t in app_tasks),
+            ]:
                 before = logged()
                 try:
                     run_task(task, day, xcoms, scenario.share_probe)
                 finally:
                     spans.append((kind, before, logged()))
-        except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not stop
+        except Exception as exc:
             scenario.failures.append(f"{day}: {type(exc).__name__}: {exc}")
         scenario.runs += 1
         day += ONE_DAY
@@ -234,8 +261,15 @@ def data_digest(lake: Path) -> tuple[int, str]:
 
 
 # ----------------------------------------------------------------------------- report
-def report(first: date, last: date, scenarios: list[Scenario], plan: Any, apps: str, app_tasks_per_run: int,
-           dag_app_requests_per_run: int) -> None:
+def report(
+    first: date,
+    last: date,
+    scenarios: list[Scenario],
+    plan: Any,
+    apps: str,
+    app_tasks_per_run: int,
+    dag_app_requests_per_run: int,
+) -> None:
     days = (last - first).days + 1
     kinds = [SENSOR, RANKINGS, APPS]
     kinds += sorted({k for s in scenarios for k in s.counts} - set(kinds))
@@ -248,27 +282,54 @@ def report(first: date, last: date, scenarios: list[Scenario], plan: Any, apps: 
         print(f"{kind:<{width}}" + "".join(f"{s.counts.get(kind, 0):>14}" for s in scenarios))
     totals = [sum(v for k, v in s.counts.items() if not k.startswith("refused")) for s in scenarios]
     print(f"{'total':<{width}}" + "".join(f"{t:>14}" for t in totals))
-    print(f"{'requests per backfilled day':<{width}}" + "".join(f"{t / days:>14.3f}" for t in totals))
+    print(
+        f"{'requests per backfilled day':<{width}}" + "".join(f"{t / days:>14.3f}" for t in totals)
+    )
     rankings = [s.counts.get(kinds[0], 0) + s.counts.get(kinds[1], 0) for s in scenarios]
     print(f"{'  rankings + probes only':<{width}}" + "".join(f"{r:>14}" for r in rankings))
-    print(f"{'  ... per backfilled day':<{width}}" + "".join(f"{r / days:>14.4f}" for r in rankings))
-    print(f"{'days of the 500/day quota':<{width}}" + "".join(f"{t / DAILY_QUOTA:>14.2f}" for t in totals))
-    print(f"{'minutes at 30/min, at least':<{width}}" + "".join(f"{t / PER_MINUTE:>14.1f}" for t in totals))
-    print(f"{'wall time here (limits off), s':<{width}}" + "".join(f"{s.seconds:>14.1f}" for s in scenarios))
-    print(f"{'  per run, ms':<{width}}" + "".join(f"{1000 * s.seconds / max(1, s.runs):>14.1f}" for s in scenarios))
+    print(
+        f"{'  ... per backfilled day':<{width}}" + "".join(f"{r / days:>14.4f}" for r in rankings)
+    )
+    print(
+        f"{'days of the 500/day quota':<{width}}"
+        + "".join(f"{t / DAILY_QUOTA:>14.2f}" for t in totals)
+    )
+    print(
+        f"{'minutes at 30/min, at least':<{width}}"
+        + "".join(f"{t / PER_MINUTE:>14.1f}" for t in totals)
+    )
+    print(
+        f"{'wall time here (limits off), s':<{width}}"
+        + "".join(f"{s.seconds:>14.1f}" for s in scenarios)
+    )
+    print(
+        f"{'  per run, ms':<{width}}"
+        + "".join(f"{1000 * s.seconds / max(1, s.runs):>14.1f}" for s in scenarios)
+    )
     print(f"{'failed runs':<{width}}" + "".join(f"{len(s.failures):>14}" for s in scenarios))
     missing_apps = dag_app_requests_per_run * days - scenarios[0].counts.get(APPS, 0)
     if missing_apps > 0:
-        full = [t + dag_app_requests_per_run * days - s.counts.get(APPS, 0) for s, t in zip(scenarios, totals)]
-        print(f"{'whole DAG (all app tasks), est.':<{width}}" + "".join(f"{t:>14}" for t in full)
-              + f"   ({dag_app_requests_per_run} app requests per run in the DAG, both ways)")
-        print(f"{'  ... days of the 500/day quota':<{width}}" + "".join(f"{t / DAILY_QUOTA:>14.2f}" for t in full))
+        full = [
+            t + dag_app_requests_per_run * days - s.counts.get(APPS, 0)
+            for s, t in zip(scenarios, totals)
+        ]
+        print(
+            f"{'whole DAG (all app tasks), est.':<{width}}"
+            + "".join(f"{t:>14}" for t in full)
+            + f"   ({dag_app_requests_per_run} app requests per run in the DAG, both ways)"
+        )
+        print(
+            f"{'  ... days of the 500/day quota':<{width}}"
+            + "".join(f"{t / DAILY_QUOTA:>14.2f}" for t in full)
+        )
     for s in scenarios:
         for failure in s.failures[:5]:
             print(f"  {s.name}: {failure}")
     digests = [data_digest(s.lake) for s in scenarios]
-    same = len({d for d in digests}) == 1
-    print(f"data files: {digests[0][0]} per scenario; byte-identical across scenarios: {'yes' if same else 'NO'}")
+    same = len(set(digests)) == 1
+    print(
+        f"data files: {digests[0][0]} per scenario; byte-identical across scenarios: {'yes' if same else 'NO'}"
+    )
     print()
     print("planner (python -m airflow_provider_openrouter.planner) for the same range and DAG:")
     print("  " + plan.report().replace("\n", "\n  "))
@@ -278,20 +339,35 @@ def apps_note(apps: str, per_run: int) -> str:
     if apps == "all":
         return f"all {per_run} app tasks of the DAG per run (not coalescible: same cost both ways)"
     if apps == "one":
-        return (f"{per_run} of the DAG's app tasks per run (--apps all runs every one; they cost the same "
-                "both ways, one request per task and run)")
-    return "left out (--apps none); the DAG's app tasks cost one request per task and run, both ways"
+        return (
+            f"{per_run} of the DAG's app tasks per run (--apps all runs every one; they cost the same "
+            "both ways, one request per task and run)"
+        )
+    return (
+        "left out (--apps none); the DAG's app tasks cost one request per task and run, both ways"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--now", help="the emulator's frozen clock, ISO (default: today 02:00 UTC, so the last "
-                                      "complete day is yesterday)")
+    parser.add_argument(
+        "--now",
+        help="the emulator's frozen clock, ISO (default: today 02:00 UTC, so the last "
+        "complete day is yesterday)",
+    )
     parser.add_argument("--from", dest="first", default="2025-01-01")
-    parser.add_argument("--to", dest="last", help="last day to land (default: the emulator's last complete day)")
-    parser.add_argument("--apps", choices=("none", "one", "all"), default="one",
-                        help="app-rankings tasks per run: none, the first (popular, all apps; default) or all of the DAG's")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary Airflow home and both lakes")
+    parser.add_argument(
+        "--to", dest="last", help="last day to land (default: the emulator's last complete day)"
+    )
+    parser.add_argument(
+        "--apps",
+        choices=("none", "one", "all"),
+        default="one",
+        help="app-rankings tasks per run: none, the first (popular, all apps; default) or all of the DAG's",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary Airflow home and both lakes"
+    )
     args = parser.parse_args(argv)
 
     home = Path(tempfile.mkdtemp(prefix="bench_backfill_"))
@@ -311,21 +387,39 @@ def run(args: argparse.Namespace, home: Path) -> int:
     from airflow_provider_openrouter import planner
     from airflow_provider_openrouter.testing import Emulator
 
-    now = (datetime.fromisoformat(args.now.replace("Z", "+00:00")) if args.now
-           else datetime.combine(datetime.now(timezone.utc).date(), dtime(2), tzinfo=timezone.utc))
+    now = (
+        datetime.fromisoformat(args.now.replace("Z", "+00:00"))
+        if args.now
+        else datetime.combine(datetime.now(timezone.utc).date(), dtime(2), tzinfo=timezone.utc)
+    )
     conn_id = "openrouter_default"
     with Emulator(rpm=None, daily_limit=None, now=now) as emulator:
         first = date.fromisoformat(args.first)
         last = date.fromisoformat(args.last) if args.last else emulator.last_complete_day()
-        os.environ["AIRFLOW_CONN_" + conn_id.upper()] = json.dumps({
-            "conn_type": "openrouter", "password": "sk-or-emulator", "host": emulator.base_url,
-            "extra": {"requests_per_minute": 10**6},
-        })
-        print(f"emulator clock {now.isoformat()}, last complete day {emulator.last_complete_day()}; "
-              f"running {(last - first).days + 1} runs per scenario in process (Airflow home {home})", flush=True)
+        os.environ["AIRFLOW_CONN_" + conn_id.upper()] = json.dumps(
+            {
+                "conn_type": "openrouter",
+                "password": "sk-or-emulator",
+                "host": emulator.base_url,
+                "extra": {"requests_per_minute": 10**6},
+            }
+        )
+        print(
+            f"emulator clock {now.isoformat()}, last complete day {emulator.last_complete_day()}; "
+            f"running {(last - first).days + 1} runs per scenario in process (Airflow home {home})",
+            flush=True,
+        )
         scenarios = [
-            Scenario("provider", coalesce=True, memory=True, share_probe=True, lake=home / "lake-provider"),
-            Scenario("naive", coalesce=False, memory=False, share_probe=False, lake=home / "lake-naive"),
+            Scenario(
+                "provider",
+                coalesce=True,
+                memory=True,
+                share_probe=True,
+                lake=home / "lake-provider",
+            ),
+            Scenario(
+                "naive", coalesce=False, memory=False, share_probe=False, lake=home / "lake-naive"
+            ),
         ]
         for scenario in scenarios:
             print(f"  {scenario.name} ...", end="", flush=True)
@@ -339,10 +433,20 @@ def run(args: argparse.Namespace, home: Path) -> int:
         plan = planner.plan_backfill(first, last, shape)
         from airflow_provider_openrouter.api.datasets.app_rankings import app_pages
 
-        report(first, last, scenarios, plan, args.apps, len(app_tasks), sum(len(app_pages(n)) for n in shape.app_max_apps))
-        print("\nRuns here go one at a time; `airflow backfill create` starts 10 runs at once by default: the sensors\n"
-              "then probe one at a time (a lease), and the first probe proves every day, so the count is the same\n"
-              "(tests/backfill/test_scheduler_backfill.py checks it through the real scheduler).")
+        report(
+            first,
+            last,
+            scenarios,
+            plan,
+            args.apps,
+            len(app_tasks),
+            sum(len(app_pages(n)) for n in shape.app_max_apps),
+        )
+        print(
+            "\nRuns here go one at a time; `airflow backfill create` starts 10 runs at once by default: the sensors\n"
+            "then probe one at a time (a lease), and the first probe proves every day, so the count is the same\n"
+            "(tests/backfill/test_scheduler_backfill.py checks it through the real scheduler)."
+        )
     return 0
 
 

@@ -40,7 +40,10 @@ from airflow.sdk import DAG, Asset
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_openrouter.api.datasets.app_rankings import APP_CATEGORIES, APP_SORTS
-from airflow_provider_openrouter.operators.rankings import AppRankingsOperator, RankingsDailyOperator
+from airflow_provider_openrouter.operators.rankings import (
+    AppRankingsOperator,
+    RankingsDailyOperator,
+)
 from airflow_provider_openrouter.runtime.pool import openrouter_pool
 from airflow_provider_openrouter.sensors.as_of import OpenRouterAsOfSensor
 

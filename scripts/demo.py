@@ -49,25 +49,36 @@ def configure_environment() -> dict[str, str]:
     """Environment of every Airflow command (and of this process, before Airflow is imported)."""
     HOME.mkdir(exist_ok=True)
     LOGS.mkdir(exist_ok=True)
-    os.environ.update({
-        "AIRFLOW_HOME": str(HOME),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME / 'airflow.db'}",
-        "OPENROUTER_OUTPUT_URI": os.environ.get("OPENROUTER_OUTPUT_URI") or (REPO / "data").as_uri(),
-        "OPENROUTER_TASK_RETRIES": "0",  # a failure shows at once instead of after retry delays
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    })
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(HOME),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME / 'airflow.db'}",
+            "OPENROUTER_OUTPUT_URI": os.environ.get("OPENROUTER_OUTPUT_URI")
+            or (REPO / "data").as_uri(),
+            "OPENROUTER_TASK_RETRIES": "0",  # a failure shows at once instead of after retry delays
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
     return dict(os.environ)
 
 
-def run_logged(args: list[str], log_path: Path, label: str, timeout: float, progress: bool = False) -> None:
+def run_logged(
+    args: list[str], log_path: Path, label: str, timeout: float, progress: bool = False
+) -> None:
     """Run a command with its output in ``log_path``; heartbeat while it runs; stop it at ``timeout``."""
     started = time.monotonic()
     lines: queue.Queue[str | None] = queue.Queue()
     with log_path.open("w") as log:
-        proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         assert proc.stdout is not None
         threading.Thread(target=_pump, args=(proc.stdout, log, lines), daemon=True).start()
         next_beat = started + HEARTBEAT
@@ -83,7 +94,9 @@ def run_logged(args: list[str], log_path: Path, label: str, timeout: float, prog
                     _show_progress(line)
                 now = time.monotonic()
                 if now - started > timeout:
-                    fail(f"{label} did not finish within {timeout:.0f} s and was stopped.", log_path)
+                    fail(
+                        f"{label} did not finish within {timeout:.0f} s and was stopped.", log_path
+                    )
                 if now >= next_beat:
                     say(f"    ... {label} still running ({now - started:.0f} s)")
                     next_beat = now + HEARTBEAT
@@ -105,9 +118,15 @@ def _pump(stream: IO[str], log: IO[str], lines: queue.Queue[str | None]) -> None
 
 
 #: Task log messages worth showing while a run progresses (what the sensor spent, reuse of its probe).
-_NOTEWORTHY = ("is complete. Spent", "was already proven complete", "Reusing the as_of sensor's probe",
-               "Found the session-cost snapshot due", "is the newest one due", "already landed with identical data",
-               "no session-cost snapshot published")
+_NOTEWORTHY = (
+    "is complete. Spent",
+    "was already proven complete",
+    "Reusing the as_of sensor's probe",
+    "Found the session-cost snapshot due",
+    "is the newest one due",
+    "already landed with identical data",
+    "no session-cost snapshot published",
+)
 
 
 def _message(line: str) -> str:
@@ -118,7 +137,11 @@ def _message(line: str) -> str:
 
 def _show_progress(line: str) -> None:
     if "[DAG TEST] end task" in line:
-        fields = dict(part.split("=", 1) for part in line.split() if part.startswith(("task_id=", "map_index=")))
+        fields = dict(
+            part.split("=", 1)
+            for part in line.split()
+            if part.startswith(("task_id=", "map_index="))
+        )
         index = fields.get("map_index", "-1")
         say(f"      finished {fields.get('task_id', '?')}{'' if index == '-1' else f'[{index}]'}")
     elif "Task failed" in line or "[error" in line:
@@ -141,7 +164,10 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
     """The bundled emulator (real time, real limits: 30/min, 500/day); returns it and its base URL."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "airflow_provider_openrouter.testing.emulator", "--port", "0"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     first: queue.Queue[str] = queue.Queue()
@@ -165,7 +191,7 @@ def last_complete_day(base_url: str, key: str) -> tuple[date, str]:
     start = datetime.now(timezone.utc).date() - timedelta(days=4)
     try:
         meta = client.get(RANKINGS_DAILY_PATH, {"start_date": start.isoformat()})["meta"]
-    except Exception as exc:  # noqa: BLE001 - shown to the user as is (the key is never in it)
+    except Exception as exc:
         fail(f"OpenRouter did not answer: {exc}")
     finally:
         client.close()
@@ -176,31 +202,55 @@ def snapshot(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root`` (local output only)."""
     if not root.is_dir():
         return {}
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def main() -> int:
     env = configure_environment()
     output_uri = env["OPENROUTER_OUTPUT_URI"].rstrip("/")
-    local_root = Path(unquote(output_uri[len("file://"):])) if output_uri.startswith("file://") else None
+    local_root = (
+        Path(unquote(output_uri[len("file://") :])) if output_uri.startswith("file://") else None
+    )
     before = snapshot(local_root) if local_root else {}
     key = os.environ.get("OPENROUTER_API_KEY", "").strip()
     emulator: subprocess.Popen[str] | None = None
     started = time.monotonic()
     try:
         say(f"[1/4] Airflow home {HOME} (SQLite); migrating the metadata DB")
-        run_logged([str(BIN / "airflow"), "db", "migrate"], LOGS / "db-migrate.log", "airflow db migrate", 300)
+        run_logged(
+            [str(BIN / "airflow"), "db", "migrate"],
+            LOGS / "db-migrate.log",
+            "airflow db migrate",
+            300,
+        )
         # every task that calls OpenRouter runs in this pool (dags/*.py); without it none would be queued
         pool = os.environ.get("OPENROUTER_POOL") or "openrouter"
-        run_logged([str(BIN / "airflow"), "pools", "set", pool, "4", "OpenRouter Data API: every task that calls it"],
-                   LOGS / "pool.log", f"airflow pools set {pool}", 120)
+        run_logged(
+            [
+                str(BIN / "airflow"),
+                "pools",
+                "set",
+                pool,
+                "4",
+                "OpenRouter Data API: every task that calls it",
+            ],
+            LOGS / "pool.log",
+            f"airflow pools set {pool}",
+            120,
+        )
 
         if key:
             base_url = "https://openrouter.ai/api/v1"
             say("[2/4] Using the real OpenRouter API (OPENROUTER_API_KEY is set)")
             conn: dict[str, Any] = {"conn_type": "openrouter", "password": key}
         else:
-            say("[2/4] Starting the bundled OpenRouter emulator (set OPENROUTER_API_KEY to use the real API)")
+            say(
+                "[2/4] Starting the bundled OpenRouter emulator (set OPENROUTER_API_KEY to use the real API)"
+            )
             emulator, base_url = start_emulator()
             key = EMULATOR_KEY
             conn = {"conn_type": "openrouter", "host": base_url, "password": key}
@@ -210,20 +260,36 @@ def main() -> int:
         days = [last - timedelta(days=n) for n in (2, 1, 0)]
         say(f"    last complete UTC day: {last} (as_of {as_of})")
 
-        say(f"[3/4] Running openrouter_daily through Airflow for {days[0]} .. {days[-1]} -> {output_uri}")
+        say(
+            f"[3/4] Running openrouter_daily through Airflow for {days[0]} .. {days[-1]} -> {output_uri}"
+        )
         for number, day in enumerate(days, 1):
-            logical = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+            logical = datetime.combine(
+                day + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc
+            )
             say(f"  run {number}/4: day {day} (logical date {logical.isoformat()})")
-            run_logged([str(BIN / "airflow"), "dags", "test", "openrouter_daily", logical.isoformat()],
-                       LOGS / f"openrouter_daily-{day}.log", f"dags test {day}", RUN_TIMEOUT, progress=True)
+            run_logged(
+                [str(BIN / "airflow"), "dags", "test", "openrouter_daily", logical.isoformat()],
+                LOGS / f"openrouter_daily-{day}.log",
+                f"dags test {day}",
+                RUN_TIMEOUT,
+                progress=True,
+            )
 
         now = datetime.now(timezone.utc).replace(microsecond=0)
-        say(f"  run 4/4: openrouter_session_cost, the current weekly snapshot (logical date {now.isoformat()})")
-        run_logged([str(BIN / "airflow"), "dags", "test", "openrouter_session_cost", now.isoformat()],
-                   LOGS / "openrouter_session_cost.log", "dags test session cost", RUN_TIMEOUT, progress=True)
+        say(
+            f"  run 4/4: openrouter_session_cost, the current weekly snapshot (logical date {now.isoformat()})"
+        )
+        run_logged(
+            [str(BIN / "airflow"), "dags", "test", "openrouter_session_cost", now.isoformat()],
+            LOGS / "openrouter_session_cost.log",
+            "dags test session cost",
+            RUN_TIMEOUT,
+            progress=True,
+        )
 
         say("[4/4] Report")
-        from demo_report import report, report_session_cost  # noqa: E402 - Airflow is imported only now
+        from demo_report import report, report_session_cost
 
         report(output_uri, os.environ.get("OPENROUTER_OUTPUT_CONN_ID") or None, days)
         report_session_cost(output_uri, os.environ.get("OPENROUTER_OUTPUT_CONN_ID") or None)
@@ -233,9 +299,13 @@ def main() -> int:
             if not before:
                 say(f"\nFirst run: {len(after)} files written under {local_root}.")
             elif not changed:
-                say(f"\nIdentical to the previous run: all {len(after)} files under {local_root} are byte for byte the same.")
+                say(
+                    f"\nIdentical to the previous run: all {len(after)} files under {local_root} are byte for byte the same."
+                )
             else:
-                say(f"\n{len(changed)} of {len(after)} files changed since the previous run (new days or restated data):")
+                say(
+                    f"\n{len(changed)} of {len(after)} files changed since the previous run (new days or restated data):"
+                )
                 for name in changed[:10]:
                     say(f"  {name}")
         say(f"Logs: {LOGS}. Finished in {time.monotonic() - started:.0f} s.")

@@ -25,8 +25,14 @@ def top_models(rows: list[dict[str, Any]]) -> list[tuple[str, int, float]]:
     total = sum(int(row["total_tokens"]) for row in rows)
     models = [row for row in rows if row["model_permaslug"] != OTHER_PERMASLUG]
     models.sort(key=lambda row: (-int(row["total_tokens"]), row["model_permaslug"]))
-    return [(row["model_permaslug"], int(row["total_tokens"]), int(row["total_tokens"]) / total if total else 0.0)
-            for row in models[:TOP_MODELS]]
+    return [
+        (
+            row["model_permaslug"],
+            int(row["total_tokens"]),
+            int(row["total_tokens"]) / total if total else 0.0,
+        )
+        for row in models[:TOP_MODELS]
+    ]
 
 
 def report(output_uri: str, conn_id: str | None, days: list[date]) -> None:
@@ -39,37 +45,57 @@ def report(output_uri: str, conn_id: str | None, days: list[date]) -> None:
             continue
         rows = lake.read_records(daily)
         total = sum(int(row["total_tokens"]) for row in rows)
-        print(f"  {daily.manifest['partition']}/{daily.data_file}: {daily.manifest['row_count']} rows "
-              f"(sha256 {daily.sha256[:12]})")
-        print(f"  top models by share of the day's {total:,} tokens (the 'other' row completes the total):")
+        print(
+            f"  {daily.manifest['partition']}/{daily.data_file}: {daily.manifest['row_count']} rows "
+            f"(sha256 {daily.sha256[:12]})"
+        )
+        print(
+            f"  top models by share of the day's {total:,} tokens (the 'other' row completes the total):"
+        )
         for rank, (slug, tokens, share) in enumerate(top_models(rows), 1):
             print(f"    {rank}. {slug:<48} {tokens:>18,}  {share:6.1%}")
         apps = []
         for sort in APP_SORTS:
             for category in (None, *APP_CATEGORIES):
-                part = lake.read_partition(base / app_rankings.partition_key(sort, category, None, Window(day, day)))
-                apps.append(f"{sort}/{category or 'all'} {'MISSING' if part is None else part.manifest['row_count']}")
+                part = lake.read_partition(
+                    base / app_rankings.partition_key(sort, category, None, Window(day, day))
+                )
+                apps.append(
+                    f"{sort}/{category or 'all'} {'MISSING' if part is None else part.manifest['row_count']}"
+                )
         print(f"  app_rankings (window={day}_{day}), apps per partition: {', '.join(apps)}")
         print(f"  as_of {daily.manifest['meta']['as_of']}")
         print(f"  {daily.manifest['citation']}")
-    print(f"\nFiles: {output_uri}/rankings_daily/date=YYYY-MM-DD/ and {output_uri}/app_rankings/sort=.../"
-          "category=.../subcategory=all/window=START_END/ (data file + _manifest.json each; "
-          "read the manifest first).")
+    print(
+        f"\nFiles: {output_uri}/rankings_daily/date=YYYY-MM-DD/ and {output_uri}/app_rankings/sort=.../"
+        "category=.../subcategory=all/window=START_END/ (data file + _manifest.json each; "
+        "read the manifest first)."
+    )
 
 
 def report_session_cost(output_uri: str, conn_id: str | None) -> None:
     """The newest session-cost partition: its snapshot window, cells, cheapest and dearest cells, citation."""
     root = ObjectStoragePath(f"{output_uri.rstrip('/')}/session_cost", conn_id=conn_id)
-    ends = sorted(p.name for p in root.iterdir() if p.name.startswith("window_end=")) if root.exists() else []
+    ends = (
+        sorted(p.name for p in root.iterdir() if p.name.startswith("window_end="))
+        if root.exists()
+        else []
+    )
     partition = lake.read_partition(root / ends[-1]) if ends else None
     if partition is None:
         print("\nsession_cost: no snapshot landed (none published?)")
         return
     m = partition.manifest
-    cells = sorted(lake.read_records(partition), key=lambda c: c["median_session_cost_usd"])  # exact Decimals
-    print(f"\nsession_cost/{ends[-1]}: {m['row_count']} cells, window {m['window']['start']}..{m['window']['end']} "
-          f"({m['snapshot']['window_days']} days), complete={m['complete']}, {len(m['request']['params'])} page request(s)")
+    cells = sorted(
+        lake.read_records(partition), key=lambda c: c["median_session_cost_usd"]
+    )  # exact Decimals
+    print(
+        f"\nsession_cost/{ends[-1]}: {m['row_count']} cells, window {m['window']['start']}..{m['window']['end']} "
+        f"({m['snapshot']['window_days']} days), complete={m['complete']}, {len(m['request']['params'])} page request(s)"
+    )
     for label, cell in (("cheapest", cells[0]), ("dearest", cells[-1])):
-        print(f"  {label}: {cell['app_name']} / {cell['model_permaslug']} / {cell['turn_range']}: "
-              f"${cell['median_session_cost_usd']} median per session")
+        print(
+            f"  {label}: {cell['app_name']} / {cell['model_permaslug']} / {cell['turn_range']}: "
+            f"${cell['median_session_cost_usd']} median per session"
+        )
     print(f"  {m['citation']}")

@@ -35,10 +35,11 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ _PREFIX = "openrouter-airflow-home-"
 def _remove_stale_homes() -> None:
     """Delete the homes of earlier sessions that were killed before their atexit ran (pid gone)."""
     for path in Path(tempfile.gettempdir()).glob(_PREFIX + "*-*"):
-        pid = path.name[len(_PREFIX):].split("-", 1)[0]
+        pid = path.name[len(_PREFIX) :].split("-", 1)[0]
         if not pid.isdigit():
             continue
         try:
@@ -97,12 +98,17 @@ def _task_log_to_this_test() -> None:
                 structlog.processors.StackInfoRenderer(),
                 structlog.dev.set_exc_info,
                 structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=True),
-                structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback),
+                structlog.dev.ConsoleRenderer(
+                    colors=False, exception_formatter=structlog.dev.plain_traceback
+                ),
             ],
             logger_factory=structlog.PrintLoggerFactory(sys.stdout),
             wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         )
-    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
     for logger in loggers:
         for handler in logger.handlers:
             if type(handler) is logging.StreamHandler and getattr(handler.stream, "closed", False):
@@ -189,7 +195,9 @@ def airflow_conn(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
     """``airflow_conn(conn_id, conn_type=..., login=..., password=..., host=..., extra={...})``."""
 
     def make(conn_id: str, **fields: Any) -> str:
-        monkeypatch.setenv(_env_name(conn_id), json.dumps({k: v for k, v in fields.items() if v is not None}))
+        monkeypatch.setenv(
+            _env_name(conn_id), json.dumps({k: v for k, v in fields.items() if v is not None})
+        )
         return conn_id
 
     return make
@@ -199,10 +207,14 @@ def airflow_conn(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
 def openrouter_conn(airflow_conn: Callable[..., str]) -> Callable[..., str]:
     """``openrouter_conn(emulator_or_base_url, conn_id="openrouter_test", key=EMULATOR_KEY, **extra)``."""
 
-    def make(target: Any, conn_id: str = "openrouter_test", key: str = EMULATOR_KEY, **extra: Any) -> str:
+    def make(
+        target: Any, conn_id: str = "openrouter_test", key: str = EMULATOR_KEY, **extra: Any
+    ) -> str:
         base_url = target if isinstance(target, str) else target.base_url
         extra.setdefault("requests_per_minute", 10000)
-        return airflow_conn(conn_id, conn_type="openrouter", host=base_url, password=key, extra=extra)
+        return airflow_conn(
+            conn_id, conn_type="openrouter", host=base_url, password=key, extra=extra
+        )
 
     return make
 
@@ -238,7 +250,9 @@ def _collect(dag_id: str, run_id: str, state: str) -> DagRunResult:
         task_states = {ti.task_id: _state(ti.state) for ti in tis}
         xcoms = {
             x.task_id: x.value
-            for x in session.query(XComModel).filter_by(dag_id=dag_id, run_id=run_id, key="return_value").all()
+            for x in session.query(XComModel)
+            .filter_by(dag_id=dag_id, run_id=run_id, key="return_value")
+            .all()
         }
         events = [
             {"uri": uri, "extra": event.extra, "task_id": event.source_task_id}
@@ -259,7 +273,9 @@ def run_dag(dags_folder: Path) -> Callable[..., DagRunResult]:
         bag = DagBag(dag_folder=str(dags_folder))
         dag = bag.get_dag(dag_id)
         if dag is None:
-            raise AssertionError(f"DAG {dag_id!r} not found in {dags_folder}; import errors: {bag.import_errors}")
+            raise AssertionError(
+                f"DAG {dag_id!r} not found in {dags_folder}; import errors: {bag.import_errors}"
+            )
         if AIRFLOW_VERSION < (3, 1, 0):
             # Airflow 3.0's dag.test() does not write the DAG and its assets to the metadata DB
             # (the DAG processor does, in a deployment); later versions sync the bundle themselves.

@@ -29,14 +29,20 @@ class Stack:
     logs: dict[str, Path] = field(default_factory=dict)
     files: list[IO[bytes]] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str], *, capture_stdout: bool = False) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, argv: list[str], *, capture_stdout: bool = False
+    ) -> subprocess.Popen[bytes]:
         log = self.home / f"{name}.log"
         out = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.files.append(out)
         self.logs[name] = log
         proc = subprocess.Popen(
-            argv, env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if capture_stdout else out, stderr=out,
+            argv,
+            env=self.env,
+            cwd=self.home,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if capture_stdout else out,
+            stderr=out,
             start_new_session=True,  # its own process group: killed as a whole in stop()
         )
         self.procs[name] = proc
@@ -44,19 +50,39 @@ class Stack:
 
     def run(self, *args: str, timeout: float = 120) -> str:
         """Run one ``airflow`` CLI command to completion; fail with its output if it fails."""
-        done = subprocess.run([str(VENV_BIN / "airflow"), *args], env=self.env, cwd=self.home,
-                              capture_output=True, text=True, timeout=timeout)
-        assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        done = subprocess.run(
+            [str(VENV_BIN / "airflow"), *args],
+            env=self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert done.returncode == 0, (
+            f"airflow {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
         return done.stdout
 
     def start_emulator(self, *args: str) -> str:
         """Start the bundled emulator (CLI) with ``args``; return its base URL."""
-        proc = self.start("emulator", [sys.executable, "-m", "airflow_provider_openrouter.testing.emulator",
-                                       "--port", "0", *args], capture_stdout=True)
+        proc = self.start(
+            "emulator",
+            [
+                sys.executable,
+                "-m",
+                "airflow_provider_openrouter.testing.emulator",
+                "--port",
+                "0",
+                *args,
+            ],
+            capture_stdout=True,
+        )
         assert proc.stdout is not None
         line = proc.stdout.readline().decode().strip()
         if not line.startswith("http://"):
-            raise AssertionError(f"the emulator did not print its base URL (got {line!r}).\n{self.tails()}")
+            raise AssertionError(
+                f"the emulator did not print its base URL (got {line!r}).\n{self.tails()}"
+            )
         return line
 
     def check_alive(self) -> None:
@@ -126,28 +152,34 @@ def free_port() -> int:
 
 def airflow_env(home: Path, api_port: int) -> dict[str, str]:
     """The environment of a private installation under ``home`` (no AIRFLOW_*/OPENROUTER_* leaks in)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW", "OPENROUTER_"))}
-    env.update({
-        "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        # a generous busy timeout: the daemons and the CLI share one SQLite file
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(16),
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "_AIRFLOW", "OPENROUTER_"))
+    }
+    env.update(
+        {
+            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            # a generous busy timeout: the daemons and the CLI share one SQLite file
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(16),
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -171,7 +203,9 @@ def wait_for(what: str, predicate: Any, timeout: float, stack: Stack, interval: 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {what}.\n{stack.tails()}")
+            raise AssertionError(
+                f"Timed out after {timeout:.0f} s waiting for {what}.\n{stack.tails()}"
+            )
         time.sleep(interval)
 
 

@@ -21,12 +21,21 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("airflow_cli_home")
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        [AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180
+    )
     return env
 
 
 def airflow_json(env: dict[str, str], *args: str) -> list[dict[str, object]]:
-    out = subprocess.run([AIRFLOW, *args, "-o", "json"], env=env, check=True, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [AIRFLOW, *args, "-o", "json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # the JSON is the last line that parses (older Airflow logs a few lines of its own to stdout first)
     for line in reversed(out.stdout.splitlines()):
         if line.startswith("["):
@@ -41,15 +50,31 @@ def test_providers_list_and_hooks_show_openrouter(cli_env: dict[str, str]) -> No
     providers = {p["package_name"]: p for p in airflow_json(cli_env, "providers", "list")}
     assert providers["airflow-provider-openrouter"]["version"] == "0.1.0"
     hooks = {h["connection_type"]: h for h in airflow_json(cli_env, "providers", "hooks")}
-    assert hooks["openrouter"]["class"] == "airflow_provider_openrouter.hooks.openrouter.OpenRouterHook"
+    assert (
+        hooks["openrouter"]["class"]
+        == "airflow_provider_openrouter.hooks.openrouter.OpenRouterHook"
+    )
     assert hooks["openrouter"]["hook_name"] == "OpenRouter"
 
 
 def test_a_connection_of_type_openrouter_can_be_added_and_listed(cli_env: dict[str, str]) -> None:
     subprocess.run(
-        [AIRFLOW, "connections", "add", "openrouter_cli", "--conn-type", "openrouter",
-         "--conn-host", "http://127.0.0.1:1/api/v1", "--conn-password", "sk-or-cli-test-key"],
-        env=cli_env, check=True, capture_output=True, timeout=120,
+        [
+            AIRFLOW,
+            "connections",
+            "add",
+            "openrouter_cli",
+            "--conn-type",
+            "openrouter",
+            "--conn-host",
+            "http://127.0.0.1:1/api/v1",
+            "--conn-password",
+            "sk-or-cli-test-key",
+        ],
+        env=cli_env,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     listed = {c["conn_id"]: c for c in airflow_json(cli_env, "connections", "list")}
     assert listed["openrouter_cli"]["conn_type"] == "openrouter"
@@ -79,9 +104,14 @@ def test_connection_form_metadata_labels_the_api_key_and_hides_unused_fields() -
 )
 def test_connection_form_metadata_has_the_extras_as_inputs() -> None:
     meta = _form_metadata()
-    assert {"http_referer", "x_title", "categories", "timeout", "requests_per_minute", "management_api_key"} <= {
-        name.rsplit("__", 1)[-1] for name in (meta.extra_fields or {})
-    }
+    assert {
+        "http_referer",
+        "x_title",
+        "categories",
+        "timeout",
+        "requests_per_minute",
+        "management_api_key",
+    } <= {name.rsplit("__", 1)[-1] for name in (meta.extra_fields or {})}
 
 
 def test_hook_declares_the_same_form_as_provider_info() -> None:
@@ -103,28 +133,66 @@ def test_extra_links_and_the_lineage_asset_scheme_are_registered() -> None:
         "airflow_provider_openrouter.operators.links.OpenRouterDatasetPageLink",
         "airflow_provider_openrouter.operators.links.OpenRouterPartitionLink",
     } <= set(manager.extra_links_class_names)
-    runtime = pytest.importorskip("airflow.sdk.providers_manager_runtime", reason="task-runtime converters (Airflow 3.2+)")
+    runtime = pytest.importorskip(
+        "airflow.sdk.providers_manager_runtime", reason="task-runtime converters (Airflow 3.2+)"
+    )
 
-    converters = runtime.ProvidersManagerTaskRuntime().asset_to_openlineage_converters  # what tasks translate with
+    converters = (
+        runtime.ProvidersManagerTaskRuntime().asset_to_openlineage_converters
+    )  # what tasks translate with
     assert converters["openrouter"].__name__ == "asset_to_openlineage"
 
 
-def test_a_uri_connection_added_from_the_cli_keeps_its_path_and_tests_ok(cli_env: dict[str, str], openrouter_emulator: Any) -> None:
+def test_a_uri_connection_added_from_the_cli_keeps_its_path_and_tests_ok(
+    cli_env: dict[str, str], openrouter_emulator: Any
+) -> None:
     hostport = openrouter_emulator.base_url.removeprefix("http://").removesuffix("/api/v1")
     uri = f"openrouter://http://:sk-or-emulator@{hostport}/api/v1"
-    subprocess.run([AIRFLOW, "connections", "add", "openrouter_uri", "--conn-uri", uri],
-                   env=cli_env, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [AIRFLOW, "connections", "add", "openrouter_uri", "--conn-uri", uri],
+        env=cli_env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     stored = airflow_json(cli_env, "connections", "get", "openrouter_uri")[0]
     assert (stored["host"], stored["schema"]) == (f"http://{hostport.split(':')[0]}", "api/v1")
     env = {**cli_env, "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
-    tested = subprocess.run([AIRFLOW, "connections", "test", "openrouter_uri"],
-                            env=env, capture_output=True, text=True, timeout=120)
-    assert tested.returncode == 0 and "Connection success!" in tested.stdout, tested.stdout + tested.stderr
+    tested = subprocess.run(
+        [AIRFLOW, "connections", "test", "openrouter_uri"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert tested.returncode == 0 and "Connection success!" in tested.stdout, (
+        tested.stdout + tested.stderr
+    )
     assert openrouter_emulator.request_count("/key") == 1
     # Without the path the URI reaches the server's root, and the test says what to fix.
-    subprocess.run([AIRFLOW, "connections", "add", "openrouter_root", "--conn-uri", f"openrouter://http://:sk-or-emulator@{hostport}"],
-                   env=cli_env, check=True, capture_output=True, timeout=120)
-    tested = subprocess.run([AIRFLOW, "connections", "test", "openrouter_root"],
-                            env=env, capture_output=True, text=True, timeout=120)
-    assert "Connection failed!" in tested.stdout and "Check that the Base URL ends with /api/v1" in tested.stdout
+    subprocess.run(
+        [
+            AIRFLOW,
+            "connections",
+            "add",
+            "openrouter_root",
+            "--conn-uri",
+            f"openrouter://http://:sk-or-emulator@{hostport}",
+        ],
+        env=cli_env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    tested = subprocess.run(
+        [AIRFLOW, "connections", "test", "openrouter_root"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        "Connection failed!" in tested.stdout
+        and "Check that the Base URL ends with /api/v1" in tested.stdout
+    )
     assert "sk-or-emulator" not in tested.stdout + tested.stderr

@@ -8,13 +8,13 @@ row. Numbers stay exact: the client decodes JSON with ``parse_float=Decimal`` an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_openrouter.exceptions import InvalidResponseError
 from airflow_provider_openrouter.api.answers import invalid_response
+from airflow_provider_openrouter.exceptions import InvalidResponseError
 
 if TYPE_CHECKING:
     from airflow_provider_openrouter.analytics.query import AnalyticsQuery, TimeRange
@@ -79,14 +79,20 @@ class AnalyticsMeta:
         return tuple(o.name for o in self.operators)
 
 
-def _invalid(message: str, *, field: str | None = None, row: int | None = None) -> InvalidResponseError:
-    return invalid_response(message, field=field, row=row, what="analytics response", api="beta API")
+def _invalid(
+    message: str, *, field: str | None = None, row: int | None = None
+) -> InvalidResponseError:
+    return invalid_response(
+        message, field=field, row=row, what="analytics response", api="beta API"
+    )
 
 
 def _items(data: Mapping[str, Any], key: str) -> list[Any]:
     value = data.get(key)
     if not isinstance(value, list) or not value:
-        raise _invalid(f"expected a non-empty list, got {type(value).__name__}", field=f"data.{key}")
+        raise _invalid(
+            f"expected a non-empty list, got {type(value).__name__}", field=f"data.{key}"
+        )
     return value
 
 
@@ -110,15 +116,36 @@ def parse_analytics_meta(payload: Any) -> AnalyticsMeta:
         name, label, obj = _name_and_label(item, "data.metrics")
         is_rate = obj.get("is_rate")
         fmt = obj.get("display_format")
-        metrics.append(MetricInfo(name, label, is_rate if isinstance(is_rate, bool) else True, fmt if isinstance(fmt, str) else None))
-    dimensions = [DimensionInfo(*_name_and_label(i, "data.dimensions")[:2]) for i in _items(data, "dimensions")]
-    granularities = [_name_and_label(i, "data.granularities")[0] for i in _items(data, "granularities")]
+        metrics.append(
+            MetricInfo(
+                name,
+                label,
+                is_rate if isinstance(is_rate, bool) else True,
+                fmt if isinstance(fmt, str) else None,
+            )
+        )
+    dimensions = [
+        DimensionInfo(*_name_and_label(i, "data.dimensions")[:2])
+        for i in _items(data, "dimensions")
+    ]
+    granularities = [
+        _name_and_label(i, "data.granularities")[0] for i in _items(data, "granularities")
+    ]
     operators = []
     for item in _items(data, "operators"):
         name, _, obj = _name_and_label(item, "data.operators")
         kind = obj.get("value_type")
-        operators.append(OperatorInfo(name, kind if kind in ("scalar", "array") else ("array" if name in ARRAY_OPERATORS else "scalar")))
-    return AnalyticsMeta(tuple(metrics), tuple(dimensions), tuple(granularities), tuple(operators), raw=dict(data))
+        operators.append(
+            OperatorInfo(
+                name,
+                kind
+                if kind in ("scalar", "array")
+                else ("array" if name in ARRAY_OPERATORS else "scalar"),
+            )
+        )
+    return AnalyticsMeta(
+        tuple(metrics), tuple(dimensions), tuple(granularities), tuple(operators), raw=dict(data)
+    )
 
 
 # --------------------------------------------------------------------------------- response
@@ -154,8 +181,15 @@ class AnalyticsResult:
 
 def _number(value: Any, *, field: str) -> int | Decimal:
     if isinstance(value, float):
-        raise _invalid(f"{value!r} is a binary float and may have lost digits; decode JSON with parse_float=Decimal", field=field)
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or (isinstance(value, Decimal) and not value.is_finite()):
+        raise _invalid(
+            f"{value!r} is a binary float and may have lost digits; decode JSON with parse_float=Decimal",
+            field=field,
+        )
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, Decimal))
+        or (isinstance(value, Decimal) and not value.is_finite())
+    ):
         raise _invalid(f"{value!r} ({type(value).__name__}) is not a number", field=field)
     return value
 
@@ -174,8 +208,14 @@ def _check_row(item: Any, index: int, query: AnalyticsQuery | None) -> dict[str,
                 raise _invalid(f"missing requested field {name!r}", field=name, row=index)
         for name in query.metrics:
             value = row[name]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, Decimal))):
-                raise _invalid(f"metric value {value!r} ({type(value).__name__}) is not a number", field=name, row=index)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, Decimal))
+            ):
+                raise _invalid(
+                    f"metric value {value!r} ({type(value).__name__}) is not a number",
+                    field=name,
+                    row=index,
+                )
     return row
 
 
@@ -184,7 +224,9 @@ def _plain_values(item: dict[str, Any]) -> bool:
     kinds = set(map(type, item.values()))
     if kinds <= _PLAIN:
         return True
-    return kinds <= _PLAIN_OR_DECIMAL and all(v.is_finite() for v in item.values() if type(v) is Decimal)
+    return kinds <= _PLAIN_OR_DECIMAL and all(
+        v.is_finite() for v in item.values() if type(v) is Decimal
+    )
 
 
 def _checked_values(item: Any, index: int) -> dict[str, Any]:
@@ -194,11 +236,17 @@ def _checked_values(item: Any, index: int) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for key, value in item.items():
         if isinstance(value, float):
-            raise _invalid(f"{value!r} is a binary float and may have lost digits; decode JSON with parse_float=Decimal", field=key, row=index)
+            raise _invalid(
+                f"{value!r} is a binary float and may have lost digits; decode JSON with parse_float=Decimal",
+                field=key,
+                row=index,
+            )
         if isinstance(value, Decimal) and not value.is_finite():
             raise _invalid(f"{value!r} is not a finite number", field=key, row=index)
         if not (value is None or isinstance(value, (str, int, Decimal))):
-            raise _invalid(f"{value!r} ({type(value).__name__}) is not a scalar", field=key, row=index)
+            raise _invalid(
+                f"{value!r} ({type(value).__name__}) is not a scalar", field=key, row=index
+            )
         row[key] = value
     return row
 
@@ -233,6 +281,9 @@ def parse_query_response(payload: Any, query: AnalyticsQuery | None = None) -> A
         raise _invalid(f"{warnings!r} is not a list of strings", field="warnings")
     rows = [_check_row(item, index, query) for index, item in enumerate(rows_in)]
     if row_count < len(rows):
-        raise _invalid(f"row_count {row_count} is below the {len(rows)} rows returned", field="metadata.row_count")
+        raise _invalid(
+            f"row_count {row_count} is below the {len(rows)} rows returned",
+            field="metadata.row_count",
+        )
     metadata = QueryMetadata(query_time, row_count, truncated, cached_at, tuple(warnings))
     return AnalyticsResult(rows=rows, metadata=metadata, query=query)

@@ -9,9 +9,10 @@ and re-exported here; splitting a query into time slices and merging their answe
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Union
 
 from airflow_provider_openrouter.analytics.answers import (
     ARRAY_OPERATORS,
@@ -36,15 +37,33 @@ TIME_FIELD = "date"
 DIRECTIONS = ("asc", "desc")
 
 __all__ = [
-    "ANALYTICS_META_PATH", "ANALYTICS_QUERY_PATH", "ARRAY_OPERATORS", "MAX_DIMENSIONS", "MAX_FILTERS",
-    "TIME_FIELD", "AnalyticsMeta", "AnalyticsQuery", "AnalyticsResult", "DimensionInfo", "Filter", "MetricInfo",
-    "OperatorInfo", "OrderBy", "QueryMetadata", "TimeRange", "format_timestamp", "parse_analytics_meta",
-    "parse_query_response", "validate_query",
+    "ANALYTICS_META_PATH",
+    "ANALYTICS_QUERY_PATH",
+    "ARRAY_OPERATORS",
+    "MAX_DIMENSIONS",
+    "MAX_FILTERS",
+    "TIME_FIELD",
+    "AnalyticsMeta",
+    "AnalyticsQuery",
+    "AnalyticsResult",
+    "DimensionInfo",
+    "Filter",
+    "MetricInfo",
+    "OperatorInfo",
+    "OrderBy",
+    "QueryMetadata",
+    "TimeRange",
+    "format_timestamp",
+    "parse_analytics_meta",
+    "parse_query_response",
+    "validate_query",
 ]
 
 Scalar = Union[str, int]
 FilterValue = Union[Scalar, tuple[Scalar, ...]]
-_TIMESTAMP_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|[+-][0-9]{2}:[0-9]{2})")
+_TIMESTAMP_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 # ------------------------------------------------------------------------------------ query
@@ -61,11 +80,17 @@ def _timestamp(value: Any, name: str) -> datetime:
             )
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if not isinstance(value, datetime):
-        raise InvalidParameterError(f"{name} must be an aware datetime or a timestamp string, not {type(value).__name__}.")
+        raise InvalidParameterError(
+            f"{name} must be an aware datetime or a timestamp string, not {type(value).__name__}."
+        )
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidParameterError(f"{name}={value.isoformat()} has no timezone; pass an aware (UTC) datetime.")
+        raise InvalidParameterError(
+            f"{name}={value.isoformat()} has no timezone; pass an aware (UTC) datetime."
+        )
     if value.microsecond:
-        raise InvalidParameterError(f"{name}={value.isoformat()} has sub-second precision; the API takes whole seconds.")
+        raise InvalidParameterError(
+            f"{name}={value.isoformat()} has sub-second precision; the API takes whole seconds."
+        )
     return datetime.fromtimestamp(value.timestamp(), timezone.utc)
 
 
@@ -80,7 +105,9 @@ class TimeRange:
         object.__setattr__(self, "start", _timestamp(self.start, "time_range.start"))
         object.__setattr__(self, "end", _timestamp(self.end, "time_range.end"))
         if self.end <= self.start:
-            raise InvalidParameterError(f"time_range end {format_timestamp(self.end)} is not after its start {format_timestamp(self.start)}.")
+            raise InvalidParameterError(
+                f"time_range end {format_timestamp(self.end)} is not after its start {format_timestamp(self.start)}."
+            )
 
     @classmethod
     def coerce(cls, value: Any) -> TimeRange:
@@ -91,7 +118,9 @@ class TimeRange:
             return cls(value["start"], value["end"])
         if isinstance(value, (tuple, list)) and len(value) == 2:
             return cls(value[0], value[1])
-        raise InvalidParameterError(f"time_range={value!r} must be {{'start': ..., 'end': ...}} or a (start, end) pair.")
+        raise InvalidParameterError(
+            f"time_range={value!r} must be {{'start': ..., 'end': ...}} or a (start, end) pair."
+        )
 
     @property
     def span(self) -> timedelta:
@@ -121,31 +150,51 @@ class Filter:
         if not isinstance(self.field, str) or not self.field:
             raise InvalidParameterError(f"filter field {self.field!r} must be a dimension name.")
         if not isinstance(self.operator, str) or not self.operator:
-            raise InvalidParameterError(f"filter on {self.field!r}: operator {self.operator!r} must be a name such as 'eq'.")
+            raise InvalidParameterError(
+                f"filter on {self.field!r}: operator {self.operator!r} must be a name such as 'eq'."
+            )
         value = self.value
         if isinstance(value, (list, tuple)):
             if not value or not all(_scalar(v) for v in value):
-                raise InvalidParameterError(f"filter on {self.field!r}: {list(value)!r} must be a non-empty list of strings or integers.")
+                raise InvalidParameterError(
+                    f"filter on {self.field!r}: {list(value)!r} must be a non-empty list of strings or integers."
+                )
             object.__setattr__(self, "value", tuple(value))
         elif not _scalar(value):
-            raise InvalidParameterError(f"filter on {self.field!r}: value {value!r} must be a string, an integer or a list of them.")
+            raise InvalidParameterError(
+                f"filter on {self.field!r}: value {value!r} must be a string, an integer or a list of them."
+            )
         if self.include_unset is not None and not isinstance(self.include_unset, bool):
-            raise InvalidParameterError(f"filter on {self.field!r}: include_unset must be True, False or None.")
+            raise InvalidParameterError(
+                f"filter on {self.field!r}: include_unset must be True, False or None."
+            )
 
     @classmethod
     def coerce(cls, value: Any) -> Filter:
         """Accept a Filter, ``{"field", "operator", "value"[, "include_unset"]}`` or a triple."""
         if isinstance(value, Filter):
             return value
-        if isinstance(value, Mapping) and {"field", "operator", "value"} <= set(value) <= {"field", "operator", "value", "include_unset"}:
-            return cls(value["field"], value["operator"], value["value"], value.get("include_unset"))
+        if isinstance(value, Mapping) and {"field", "operator", "value"} <= set(value) <= {
+            "field",
+            "operator",
+            "value",
+            "include_unset",
+        }:
+            return cls(
+                value["field"], value["operator"], value["value"], value.get("include_unset")
+            )
         if isinstance(value, (tuple, list)) and len(value) == 3:
             return cls(*value)
-        raise InvalidParameterError(f"filter {value!r} must be {{'field': ..., 'operator': ..., 'value': ...}} or a triple.")
+        raise InvalidParameterError(
+            f"filter {value!r} must be {{'field': ..., 'operator': ..., 'value': ...}} or a triple."
+        )
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"field": self.field, "operator": self.operator,
-                                "value": list(self.value) if isinstance(self.value, tuple) else self.value}
+        body: dict[str, Any] = {
+            "field": self.field,
+            "operator": self.operator,
+            "value": list(self.value) if isinstance(self.value, tuple) else self.value,
+        }
         if self.include_unset is not None:
             body["include_unset"] = self.include_unset
         return body
@@ -160,9 +209,13 @@ class OrderBy:
 
     def __post_init__(self) -> None:
         if not isinstance(self.field, str) or not self.field:
-            raise InvalidParameterError(f"order_by field {self.field!r} must be a metric, dimension or 'date'.")
+            raise InvalidParameterError(
+                f"order_by field {self.field!r} must be a metric, dimension or 'date'."
+            )
         if self.direction not in DIRECTIONS:
-            raise InvalidParameterError(f"order_by direction {self.direction!r} must be one of {', '.join(DIRECTIONS)}.")
+            raise InvalidParameterError(
+                f"order_by direction {self.direction!r} must be one of {', '.join(DIRECTIONS)}."
+            )
 
     @classmethod
     def coerce(cls, value: Any) -> OrderBy:
@@ -172,7 +225,9 @@ class OrderBy:
             return cls(value["field"], value.get("direction", "desc"))
         if isinstance(value, (tuple, list)) and len(value) == 2:
             return cls(value[0], value[1])
-        raise InvalidParameterError(f"order_by={value!r} must be {{'field': ..., 'direction': 'asc'|'desc'}}.")
+        raise InvalidParameterError(
+            f"order_by={value!r} must be {{'field': ..., 'direction': 'asc'|'desc'}}."
+        )
 
     def to_json(self) -> dict[str, str]:
         return {"field": self.field, "direction": self.direction}
@@ -229,16 +284,28 @@ class AnalyticsQuery:
         if isinstance(raw_filters, (str, Mapping)) or not isinstance(raw_filters, Sequence):
             raise InvalidParameterError(f"filters must be a list of filters, not {raw_filters!r}.")
         if len(raw_filters) > MAX_FILTERS:
-            raise InvalidParameterError(f"{len(raw_filters)} filters; a query takes at most {MAX_FILTERS}.")
-        if self.granularity is not None and (not isinstance(self.granularity, str) or not self.granularity):
-            raise InvalidParameterError(f"granularity={self.granularity!r} must be a name such as 'day'.")
+            raise InvalidParameterError(
+                f"{len(raw_filters)} filters; a query takes at most {MAX_FILTERS}."
+            )
+        if self.granularity is not None and (
+            not isinstance(self.granularity, str) or not self.granularity
+        ):
+            raise InvalidParameterError(
+                f"granularity={self.granularity!r} must be a name such as 'day'."
+            )
         object.__setattr__(self, "metrics", metrics)
         object.__setattr__(self, "dimensions", dimensions)
         object.__setattr__(self, "filters", tuple(Filter.coerce(f) for f in raw_filters))
-        object.__setattr__(self, "time_range", None if self.time_range is None else TimeRange.coerce(self.time_range))
+        object.__setattr__(
+            self,
+            "time_range",
+            None if self.time_range is None else TimeRange.coerce(self.time_range),
+        )
         object.__setattr__(self, "limit", _positive_int(self.limit, "limit"))
         object.__setattr__(self, "group_limit", _positive_int(self.group_limit, "group_limit"))
-        object.__setattr__(self, "order_by", None if self.order_by is None else OrderBy.coerce(self.order_by))
+        object.__setattr__(
+            self, "order_by", None if self.order_by is None else OrderBy.coerce(self.order_by)
+        )
 
     def with_time_range(self, time_range: TimeRange) -> AnalyticsQuery:
         return replace(self, time_range=time_range)
@@ -281,10 +348,14 @@ def validate_query(query: AnalyticsQuery, meta: AnalyticsMeta) -> None:
     """Raise :class:`InvalidParameterError` naming the first item the meta answer does not allow."""
     for name in query.metrics:
         if meta.metric(name) is None:
-            raise InvalidParameterError(f"metric {name!r} is not available; valid metrics: {_choices(meta.metric_names)}.")
+            raise InvalidParameterError(
+                f"metric {name!r} is not available; valid metrics: {_choices(meta.metric_names)}."
+            )
     for name in query.dimensions:
         if name not in meta.dimension_names:
-            raise InvalidParameterError(f"dimension {name!r} is not available; valid dimensions: {_choices(meta.dimension_names)}.")
+            raise InvalidParameterError(
+                f"dimension {name!r} is not available; valid dimensions: {_choices(meta.dimension_names)}."
+            )
     if query.granularity is not None and query.granularity not in meta.granularities:
         raise InvalidParameterError(
             f"granularity {query.granularity!r} is not available; valid granularities: {_choices(meta.granularities)}."
@@ -292,15 +363,23 @@ def validate_query(query: AnalyticsQuery, meta: AnalyticsMeta) -> None:
     for index, item in enumerate(query.filters):
         where = f"filter {index} ({item.field} {item.operator} {item.value!r})"
         if item.field not in meta.dimension_names:
-            raise InvalidParameterError(f"{where}: field {item.field!r} is not a dimension; valid fields: {_choices(meta.dimension_names)}.")
+            raise InvalidParameterError(
+                f"{where}: field {item.field!r} is not a dimension; valid fields: {_choices(meta.dimension_names)}."
+            )
         operator = meta.operator(item.operator)
         if operator is None:
-            raise InvalidParameterError(f"{where}: operator {item.operator!r} is not available; valid operators: {_choices(meta.operator_names)}.")
+            raise InvalidParameterError(
+                f"{where}: operator {item.operator!r} is not available; valid operators: {_choices(meta.operator_names)}."
+            )
         is_list = isinstance(item.value, tuple)
         if operator.value_type == "array" and not is_list:
-            raise InvalidParameterError(f"{where}: operator {item.operator!r} takes a list of values, e.g. [{item.value!r}].")
+            raise InvalidParameterError(
+                f"{where}: operator {item.operator!r} takes a list of values, e.g. [{item.value!r}]."
+            )
         if operator.value_type != "array" and is_list:
-            raise InvalidParameterError(f"{where}: operator {item.operator!r} takes one value, not a list; use 'in' for several.")
+            raise InvalidParameterError(
+                f"{where}: operator {item.operator!r} takes one value, not a list; use 'in' for several."
+            )
     if query.order_by is not None:
         allowed = (*meta.metric_names, *query.dimensions, TIME_FIELD)
         if query.order_by.field not in allowed:

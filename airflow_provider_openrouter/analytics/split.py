@@ -22,10 +22,11 @@ Rules
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, Inexact, localcontext
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from airflow_provider_openrouter.analytics.query import (
     AnalyticsMeta,
@@ -35,7 +36,11 @@ from airflow_provider_openrouter.analytics.query import (
     TimeRange,
     format_timestamp,
 )
-from airflow_provider_openrouter.exceptions import InvalidParameterError, OpenRouterError, QueryTimeoutError
+from airflow_provider_openrouter.exceptions import (
+    InvalidParameterError,
+    OpenRouterError,
+    QueryTimeoutError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +101,18 @@ def rate_metrics(query: AnalyticsQuery, meta: AnalyticsMeta) -> list[str]:
     return [name for name in query.metrics if (info := meta.metric(name)) is None or info.is_rate]
 
 
-def split_time_range(time_range: TimeRange, query: AnalyticsQuery, meta: AnalyticsMeta,
-                     min_slice: timedelta = DEFAULT_MIN_SLICE) -> tuple[TimeRange, TimeRange]:
+def split_time_range(
+    time_range: TimeRange,
+    query: AnalyticsQuery,
+    meta: AnalyticsMeta,
+    min_slice: timedelta = DEFAULT_MIN_SLICE,
+) -> tuple[TimeRange, TimeRange]:
     """Two halves of ``time_range`` whose merged answers equal the whole's; raises
     :class:`OpenRouterError` saying why when no such split exists."""
     if time_range.span < 2 * min_slice:
-        raise OpenRouterError(f"{time_range} is already the smallest slice allowed (min_slice={min_slice})")
+        raise OpenRouterError(
+            f"{time_range} is already the smallest slice allowed (min_slice={min_slice})"
+        )
     low, high = time_range.start + min_slice, time_range.end - min_slice
     middle = time_range.start + time_range.span / 2
     rates = rate_metrics(query, meta)
@@ -109,7 +120,9 @@ def split_time_range(time_range: TimeRange, query: AnalyticsQuery, meta: Analyti
     if query.granularity is not None:
         start = bucket_start(middle, query.granularity)
         if start is not None:
-            candidates = [c for c in (start, next_bucket(start, query.granularity)) if low <= c <= high]
+            candidates = [
+                c for c in (start, next_bucket(start, query.granularity)) if low <= c <= high
+            ]
             point = min(candidates, key=lambda c: abs(c - middle), default=None)
     if point is None and rates:
         if query.granularity is None:
@@ -124,8 +137,12 @@ def split_time_range(time_range: TimeRange, query: AnalyticsQuery, meta: Analyti
         )
     if point is None:
         for step in (3600, 60, 1):
-            floor = _EPOCH + timedelta(seconds=int((middle - _EPOCH).total_seconds()) // step * step)
-            point = next((c for c in (floor, floor + timedelta(seconds=step)) if low <= c <= high), None)
+            floor = _EPOCH + timedelta(
+                seconds=int((middle - _EPOCH).total_seconds()) // step * step
+            )
+            point = next(
+                (c for c in (floor, floor + timedelta(seconds=step)) if low <= c <= high), None
+            )
             if point is not None:
                 break
     assert point is not None  # span >= 2 * min_slice >= 2 s: the second grid always fits
@@ -143,7 +160,9 @@ def _add(left: Any, right: Any) -> Any:
             return a + b
         # exact whatever the magnitude: room from the highest digit of either to the lowest, plus a carry
         with localcontext() as context:
-            context.prec = max(a.adjusted(), b.adjusted(), 0) - min(_exponent(a), _exponent(b), 0) + 2
+            context.prec = (
+                max(a.adjusted(), b.adjusted(), 0) - min(_exponent(a), _exponent(b), 0) + 2
+            )
             context.traps[Inexact] = True
             return a + b
     return left + right  # int + int stays int
@@ -154,14 +173,17 @@ def _exponent(value: Decimal) -> int:
     return exponent if isinstance(exponent, int) else 0
 
 
-def merge_results(query: AnalyticsQuery, meta: AnalyticsMeta,
-                  parts: list[tuple[TimeRange, AnalyticsResult]]) -> AnalyticsResult:
+def merge_results(
+    query: AnalyticsQuery, meta: AnalyticsMeta, parts: list[tuple[TimeRange, AnalyticsResult]]
+) -> AnalyticsResult:
     """Merge complete answers of disjoint time slices (in time order) into one answer."""
     metrics = set(query.metrics)
     groups: dict[tuple[Any, ...], list[tuple[int, dict[str, Any]]]] = {}
     for index, (_, part) in enumerate(parts):
         if part.incomplete:
-            raise OpenRouterError(f"refusing to merge the incomplete answer for slice {parts[index][0]}")
+            raise OpenRouterError(
+                f"refusing to merge the incomplete answer for slice {parts[index][0]}"
+            )
         for row in part.rows:
             key = tuple(sorted((k, v) for k, v in row.items() if k not in metrics))
             groups.setdefault(key, []).append((index, row))
@@ -195,25 +217,39 @@ def merge_results(query: AnalyticsQuery, meta: AnalyticsMeta,
             try:
                 rows.sort(key=lambda row: row[order.field], reverse=order.direction == "desc")
             except TypeError:
-                warnings.append(f"merged rows could not be re-sorted by {order.field!r} (mixed types)")
+                warnings.append(
+                    f"merged rows could not be re-sorted by {order.field!r} (mixed types)"
+                )
         else:
-            warnings.append(f"merged rows are in time-slice order: not every row has {order.field!r} to re-sort by")
+            warnings.append(
+                f"merged rows are in time-slice order: not every row has {order.field!r} to re-sort by"
+            )
     metadata = QueryMetadata(
         query_time_ms=sum((part.metadata.query_time_ms for _, part in parts), start=0),
         row_count=len(rows),
         truncated=False,
         warnings=tuple(warnings),
     )
-    return AnalyticsResult(rows=rows, metadata=metadata, query=query, slices=tuple(tr for tr, _ in parts))
+    return AnalyticsResult(
+        rows=rows, metadata=metadata, query=query, slices=tuple(tr for tr, _ in parts)
+    )
 
 
 def check_complete_query(query: AnalyticsQuery, min_slice: timedelta) -> TimeRange:
     """What completeness needs before any request: a time range, a sane ``min_slice``, and no
     explicit ``group_limit`` low enough to drop time buckets without the ``truncated`` flag."""
     if query.time_range is None:
-        raise InvalidParameterError("A complete analytics query needs a time_range to split; set time_range=(start, end).")
-    if not isinstance(min_slice, timedelta) or min_slice < timedelta(seconds=1) or min_slice.microseconds:
-        raise InvalidParameterError(f"min_slice={min_slice!r} must be a timedelta of whole seconds, at least one second.")
+        raise InvalidParameterError(
+            "A complete analytics query needs a time_range to split; set time_range=(start, end)."
+        )
+    if (
+        not isinstance(min_slice, timedelta)
+        or min_slice < timedelta(seconds=1)
+        or min_slice.microseconds
+    ):
+        raise InvalidParameterError(
+            f"min_slice={min_slice!r} must be a timedelta of whole seconds, at least one second."
+        )
     if query.group_limit is not None and query.dimensions and query.granularity:
         buckets = count_buckets(query.time_range, query.granularity)
         if buckets is None or query.group_limit < buckets:
@@ -265,9 +301,14 @@ def collect_complete(
             done.append((time_range, result))
             continue
         timed_out = result is None
-        reason = "timed out (HTTP 408)" if result is None else (
-            f"was truncated ({len(result.rows)} rows returned, row_count {result.metadata.row_count}, "
-            f"limit {query.limit or 'default'})")
+        reason = (
+            "timed out (HTTP 408)"
+            if result is None
+            else (
+                f"was truncated ({len(result.rows)} rows returned, row_count {result.metadata.row_count}, "
+                f"limit {query.limit or 'default'})"
+            )
+        )
         try:
             halves = split_time_range(time_range, query, meta, min_slice)
         except OpenRouterError as exc:
@@ -276,7 +317,12 @@ def collect_complete(
                 f"The analytics query for {time_range} {reason} and cannot be split further: {exc}. "
                 "Nothing incomplete was returned."
             ) from None
-        logger.info("Analytics query for %s %s; splitting at %s.", time_range, reason, format_timestamp(halves[1].start))
+        logger.info(
+            "Analytics query for %s %s; splitting at %s.",
+            time_range,
+            reason,
+            format_timestamp(halves[1].start),
+        )
         pending[0:0] = list(halves)
     if len(done) == 1:
         return replace(done[0][1], slices=(done[0][0],))

@@ -30,11 +30,21 @@ class DatasetMeta:
     def window(self) -> Window:
         return Window(self.start_date, self.end_date)
 
+
 def invalid_response(
-    message: str, *, field: str | None = None, row: int | None = None, what: str = "response", api: str = "API"
+    message: str,
+    *,
+    field: str | None = None,
+    row: int | None = None,
+    what: str = "response",
+    api: str = "API",
 ) -> InvalidResponseError:
     """The :class:`InvalidResponseError` for a broken answer, naming the row and field when known."""
-    where = f" (row {row}, field {field!r})" if row is not None else (f" (field {field!r})" if field else "")
+    where = (
+        f" (row {row}, field {field!r})"
+        if row is not None
+        else (f" (field {field!r})" if field else "")
+    )
     return InvalidResponseError(
         f"Invalid {what} from OpenRouter{where}: {message}. Nothing was written; "
         f"if this persists the {api} may have changed its schema.",
@@ -42,12 +52,16 @@ def invalid_response(
         row=row,
     )
 
+
 fail = invalid_response
+
 
 def parse_count(value: Any, *, field: str, row: int | None = None) -> int:
     """An exact non-negative integer from a digits-only string or a JSON integer, never via float."""
     kind = type(value)
-    if kind is str and value.isascii() and value.isdigit():  # the API's form; "" is not a digit string
+    if (
+        kind is str and value.isascii() and value.isdigit()
+    ):  # the API's form; "" is not a digit string
         return int(value)
     if kind is int and value >= 0:
         return value
@@ -57,7 +71,11 @@ def parse_count(value: Any, *, field: str, row: int | None = None) -> int:
         raise fail(f"{value!r} is not a non-negative decimal integer string", field=field, row=row)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    raise fail(f"{value!r} ({type(value).__name__}) is not an exact non-negative integer", field=field, row=row)
+    raise fail(
+        f"{value!r} ({type(value).__name__}) is not an exact non-negative integer",
+        field=field,
+        row=row,
+    )
 
 
 def exact_counts(values: list[Any]) -> list[int] | None:
@@ -76,6 +94,7 @@ def exact_counts(values: list[Any]) -> list[int] | None:
 
 _STR, _INT = {str}, {int}
 
+
 def parse_date(value: Any, *, field: str, row: int | None = None) -> date:
     if isinstance(value, str) and len(value) == 10:
         try:
@@ -83,6 +102,7 @@ def parse_date(value: Any, *, field: str, row: int | None = None) -> date:
         except ValueError:
             pass
     raise fail(f"{value!r} is not a YYYY-MM-DD date", field=field, row=row)
+
 
 def parse_timestamp(value: Any, *, field: str) -> datetime:
     if isinstance(value, str):
@@ -94,7 +114,15 @@ def parse_timestamp(value: Any, *, field: str) -> datetime:
             return parsed.astimezone(timezone.utc)
     raise fail(f"{value!r} is not an ISO-8601 timestamp with a timezone", field=field)
 
-def require(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, where: str, row: int | None = None) -> Any:
+
+def require(
+    obj: Mapping[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    *,
+    where: str,
+    row: int | None = None,
+) -> Any:
     if key not in obj:
         raise fail(f"missing required field {key!r} in {where}", field=key, row=row)
     value = obj[key]
@@ -104,12 +132,14 @@ def require(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, 
         raise fail(f"{value!r} has type {type(value).__name__}", field=key, row=row)
     return value
 
+
 def envelope(payload: Any) -> tuple[list[Any], Mapping[str, Any]]:
     if type(payload) is not dict and not isinstance(payload, Mapping):
         raise fail(f"expected a JSON object, got {type(payload).__name__}")
     data = require(payload, "data", list, where="the response")
     meta = require(payload, "meta", Mapping, where="the response")
     return data, meta
+
 
 def parse_meta(meta: Mapping[str, Any]) -> DatasetMeta:
     """Type the ``meta`` block; its window must be ordered."""

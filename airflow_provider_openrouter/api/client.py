@@ -14,15 +14,24 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, Generator, Iterator, Mapping, Protocol, Union, cast
+from typing import Any, Protocol, Union, cast
 
 import httpx
 
 from airflow_provider_openrouter import __version__
+from airflow_provider_openrouter.api.ratelimit import key_fingerprint, limiter_for
+from airflow_provider_openrouter.api.retry import (
+    RetryPolicy,
+    is_daily_quota_message,
+    is_retryable_status,
+    next_utc_midnight,
+    parse_retry_after,
+)
 from airflow_provider_openrouter.exceptions import (
     AuthenticationError,
     BadRequestError,
@@ -32,14 +41,6 @@ from airflow_provider_openrouter.exceptions import (
     QuotaExhaustedError,
     RateLimitedError,
     ServerError,
-)
-from airflow_provider_openrouter.api.ratelimit import key_fingerprint, limiter_for
-from airflow_provider_openrouter.api.retry import (
-    RetryPolicy,
-    is_daily_quota_message,
-    is_retryable_status,
-    next_utc_midnight,
-    parse_retry_after,
 )
 
 log = logging.getLogger(__name__)
@@ -139,8 +140,13 @@ class OpenRouterClient:
 
     # ----------------------------------------------------------------- drivers
     def request(
-        self, method: str, path: str, params: Mapping[str, Any] | None = None, json_body: Any = None,
-        *, deadline: float | None = None,
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        *,
+        deadline: float | None = None,
     ) -> Any:
         """Perform one API call synchronously and return its decoded JSON body.
 
@@ -161,8 +167,13 @@ class OpenRouterClient:
             return done.value
 
     async def arequest(
-        self, method: str, path: str, params: Mapping[str, Any] | None = None, json_body: Any = None,
-        *, deadline: float | None = None,
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        *,
+        deadline: float | None = None,
     ) -> Any:
         """Perform one API call asynchronously (for triggers) with the same policy as :meth:`request`."""
         async with httpx.AsyncClient(headers=self._headers, timeout=self.timeout) as client:
@@ -176,7 +187,10 @@ class OpenRouterClient:
                     else:
                         try:
                             outcome: Outcome = await client.request(
-                                action.method, self.base_url + action.path, params=action.params, json=action.json
+                                action.method,
+                                self.base_url + action.path,
+                                params=action.params,
+                                json=action.json,
                             )
                         except httpx.TransportError as exc:
                             outcome = exc
@@ -184,10 +198,14 @@ class OpenRouterClient:
             except StopIteration as done:
                 return done.value
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None, *, deadline: float | None = None) -> Any:
+    def get(
+        self, path: str, params: Mapping[str, Any] | None = None, *, deadline: float | None = None
+    ) -> Any:
         return self.request("GET", path, params, deadline=deadline)
 
-    async def aget(self, path: str, params: Mapping[str, Any] | None = None, *, deadline: float | None = None) -> Any:
+    async def aget(
+        self, path: str, params: Mapping[str, Any] | None = None, *, deadline: float | None = None
+    ) -> Any:
         return await self.arequest("GET", path, params, deadline=deadline)
 
     def close(self) -> None:
@@ -198,7 +216,9 @@ class OpenRouterClient:
     def _send_sync(self, action: Send) -> Outcome:
         assert self._sync is not None
         try:
-            return self._sync.request(action.method, self.base_url + action.path, params=action.params, json=action.json)
+            return self._sync.request(
+                action.method, self.base_url + action.path, params=action.params, json=action.json
+            )
         except httpx.TransportError as exc:
             return exc
 
@@ -219,7 +239,11 @@ class OpenRouterClient:
             if self.budget is not None:
                 pace = max(pace, self.budget.reserve())
             if pace > 0:
-                log.info("Pacing %s: waiting %.1f s for a free slot of this key's per-minute limit.", what, pace)
+                log.info(
+                    "Pacing %s: waiting %.1f s for a free slot of this key's per-minute limit.",
+                    what,
+                    pace,
+                )
                 yield Sleep(pace)
             outcome = yield send
             self.request_count += 1
@@ -236,11 +260,20 @@ class OpenRouterClient:
                         f"{what} failed after {failures} attempt(s): {problem}. "
                         "OpenRouter or the network is unavailable; the task can be retried later."
                     )
-                log.warning("%s: %s; retry %d/%d in %.1f s.", what, problem, failures, policy.max_attempts - 1, wait)
+                log.warning(
+                    "%s: %s; retry %d/%d in %.1f s.",
+                    what,
+                    problem,
+                    failures,
+                    policy.max_attempts - 1,
+                    wait,
+                )
                 yield Sleep(wait)
                 continue
 
-            response = cast(httpx.Response, outcome)  # the drivers answer every Send with an Outcome
+            response = cast(
+                httpx.Response, outcome
+            )  # the drivers answer every Send with an Outcome
             status = response.status_code
             if status == 200:
                 body, unreadable = _decode(response)
@@ -254,15 +287,28 @@ class OpenRouterClient:
                         "Nothing was written.",
                         field="body",
                     )
-                log.warning("%s: %s; retry %d/%d in %.1f s.", what, unreadable, failures, policy.max_attempts - 1, wait)
+                log.warning(
+                    "%s: %s; retry %d/%d in %.1f s.",
+                    what,
+                    unreadable,
+                    failures,
+                    policy.max_attempts - 1,
+                    wait,
+                )
                 yield Sleep(wait)
                 continue
 
             message = self._redact(_api_message(response))
             retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
             if status == 429:
-                if retry_after is not None and retry_after > policy.max_retry_after or is_daily_quota_message(message):
-                    retry_at = now + timedelta(seconds=retry_after) if retry_after is not None else next_utc_midnight(now)
+                if (
+                    retry_after is not None and retry_after > policy.max_retry_after
+                ) or is_daily_quota_message(message):
+                    retry_at = (
+                        now + timedelta(seconds=retry_after)
+                        if retry_after is not None
+                        else next_utc_midnight(now)
+                    )
                     raise QuotaExhaustedError(
                         f"OpenRouter's daily request quota is exhausted ({message}); requests succeed again from "
                         f"{retry_at.isoformat()}. The account allows 500 requests per UTC day across all keys.",
@@ -270,7 +316,11 @@ class OpenRouterClient:
                     )
                 rate_limited += 1
                 self.rate_limited_count += 1
-                wait = policy.after_retry_after(retry_after) if retry_after is not None else policy.backoff(rate_limited)
+                wait = (
+                    policy.after_retry_after(retry_after)
+                    if retry_after is not None
+                    else policy.backoff(rate_limited)
+                )
                 rate_limit_waited += wait
                 if (
                     rate_limited > policy.max_rate_limit_retries
@@ -284,7 +334,11 @@ class OpenRouterClient:
                     )
                 log.warning(
                     "%s: 429 (%s); waiting %.1f s (%s) before retry %d.",
-                    what, message, wait, "Retry-After" if retry_after is not None else "backoff", rate_limited,
+                    what,
+                    message,
+                    wait,
+                    "Retry-After" if retry_after is not None else "backoff",
+                    rate_limited,
                 )
                 yield Sleep(wait)
                 continue
@@ -298,7 +352,15 @@ class OpenRouterClient:
                         "OpenRouter is having trouble; the task can be retried later.",
                         status=status,
                     )
-                log.warning("%s: HTTP %d (%s); retry %d/%d in %.1f s.", what, status, message, failures, policy.max_attempts - 1, wait)
+                log.warning(
+                    "%s: HTTP %d (%s); retry %d/%d in %.1f s.",
+                    what,
+                    status,
+                    message,
+                    failures,
+                    policy.max_attempts - 1,
+                    wait,
+                )
                 yield Sleep(wait)
                 continue
 
@@ -329,7 +391,9 @@ class OpenRouterClient:
         try:
             self.on_request(send.method, send.path, status)  # type: ignore[misc]
         except Exception:  # an observer never fails the call it observes
-            log.debug("on_request callback failed for %s %s.", send.method, send.path, exc_info=True)
+            log.debug(
+                "on_request callback failed for %s %s.", send.method, send.path, exc_info=True
+            )
 
     @contextmanager
     def redacting(self) -> Iterator[None]:

@@ -10,7 +10,12 @@ from datetime import date, datetime
 from typing import Any
 
 from airflow_provider_openrouter.exceptions import InvalidParameterError
-from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR, MAX_WINDOW_DAYS, Window, parse_day
+from airflow_provider_openrouter.windows.intervals import (
+    DATASET_FLOOR,
+    MAX_WINDOW_DAYS,
+    Window,
+    parse_day,
+)
 
 KEY_PATH = "/key"
 

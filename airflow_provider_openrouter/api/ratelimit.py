@@ -13,7 +13,7 @@ import hashlib
 import threading
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 PERIOD_SECONDS = 60.0
 

@@ -75,7 +75,9 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 
 def next_utc_midnight(now: datetime) -> datetime:
-    return datetime.combine(now.astimezone(timezone.utc).date() + timedelta(days=1), time(0), tzinfo=timezone.utc)
+    return datetime.combine(
+        now.astimezone(timezone.utc).date() + timedelta(days=1), time(0), tzinfo=timezone.utc
+    )
 
 
 def is_daily_quota_message(message: str) -> bool:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily, session_cost
-from airflow_provider_openrouter.api import endpoints
 from airflow_provider_openrouter.analytics.query import (
     ANALYTICS_META_PATH,
     ANALYTICS_QUERY_PATH,
@@ -26,13 +25,26 @@ from airflow_provider_openrouter.analytics.split import (
     check_complete_query,
     collect_complete,
 )
-from airflow_provider_openrouter.api.datasets.app_rankings import APP_CEILING, validate_app_params
+from airflow_provider_openrouter.api import endpoints
 from airflow_provider_openrouter.api.client import (
     DEFAULT_BASE_URL,
     DEFAULT_REQUESTS_PER_MINUTE,
     DEFAULT_TIMEOUT,
     OpenRouterClient,
 )
+from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily, session_cost
+from airflow_provider_openrouter.api.datasets.app_rankings import (
+    APP_CEILING,
+    AppRankings,
+    join_app_pages,
+    parse_app_rankings_page,
+    validate_app_params,
+)
+from airflow_provider_openrouter.api.datasets.rankings_daily import (
+    RankingsDaily,
+    parse_rankings_daily,
+)
+from airflow_provider_openrouter.api.retry import RetryPolicy
 from airflow_provider_openrouter.compat import BaseHook, aget_connection
 from airflow_provider_openrouter.exceptions import (
     AuthenticationError,
@@ -42,11 +54,7 @@ from airflow_provider_openrouter.exceptions import (
     RateLimitedError,
     ServerError,
 )
-from airflow_provider_openrouter.runtime import probe
-from airflow_provider_openrouter.api.retry import RetryPolicy
-from airflow_provider_openrouter.api.datasets.app_rankings import AppRankings, join_app_pages, parse_app_rankings_page
-from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily, parse_rankings_daily
-from airflow_provider_openrouter.runtime import lineage, metrics
+from airflow_provider_openrouter.runtime import lineage, metrics, probe
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -108,7 +116,11 @@ MAX_SHARED_BUDGET_RPM = 60
 
 
 def client_from_connection(
-    conn: Connection, policy: RetryPolicy | None = None, *, shared_budget: bool = False, source: str | None = None
+    conn: Connection,
+    policy: RetryPolicy | None = None,
+    *,
+    shared_budget: bool = False,
+    source: str | None = None,
 ) -> OpenRouterClient:
     """Build the API client from a connection (shared by the hook and the async trigger).
 
@@ -131,7 +143,12 @@ def client_from_connection(
     budget = None
     # Booking a slot takes about 1.5 s per request and process: above 60 requests/minute that would
     # be slower than the limit itself, so such a key is paced in-process (and by 429s) only.
-    wanted = str(extra.get("shared_budget", True)).strip().lower() not in ("false", "0", "no", "off")
+    wanted = str(extra.get("shared_budget", True)).strip().lower() not in (
+        "false",
+        "0",
+        "no",
+        "off",
+    )
     if shared_budget and key and wanted and rpm <= MAX_SHARED_BUDGET_RPM:
         from airflow_provider_openrouter.api.ratelimit import key_fingerprint
         from airflow_provider_openrouter.runtime.budget import shared_budget as budget_of
@@ -168,12 +185,16 @@ def _positive(extra: dict[str, Any], name: str, default: float, kind: type, sour
     except ValueError:
         number = None
     if number is None or number <= 0:
-        raise InvalidParameterError(f"Extra {name!r} of {source} is {value!r}; it must be a positive {kind.__name__}.")
+        raise InvalidParameterError(
+            f"Extra {name!r} of {source} is {value!r}; it must be a positive {kind.__name__}."
+        )
     return number
 
 
 #: One attempt, no 429 rounds, a short deadline: what a connection test needs.
-_CONNECTION_TEST_POLICY = RetryPolicy(max_attempts=1, max_rate_limit_retries=0, max_rate_limit_wait=0.0, deadline=10.0)
+_CONNECTION_TEST_POLICY = RetryPolicy(
+    max_attempts=1, max_rate_limit_retries=0, max_rate_limit_wait=0.0, deadline=10.0
+)
 
 
 class OpenRouterHook(BaseHook):
@@ -192,7 +213,12 @@ class OpenRouterHook(BaseHook):
     conn_type = "openrouter"
     hook_name = "OpenRouter"
 
-    def __init__(self, openrouter_conn_id: str = default_conn_name, *, retry_policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        openrouter_conn_id: str = default_conn_name,
+        *,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
         super().__init__()
         self.openrouter_conn_id = openrouter_conn_id
         self.retry_policy = retry_policy
@@ -227,7 +253,9 @@ class OpenRouterHook(BaseHook):
 
     def close(self) -> None:
         """Close the HTTP connections of this hook's clients (a new call reopens them)."""
-        for client in {id(c): c for c in (self._client, self._analytics_client) if c is not None}.values():
+        for client in {
+            id(c): c for c in (self._client, self._analytics_client) if c is not None
+        }.values():
             client.close()
 
     @property
@@ -283,7 +311,10 @@ class OpenRouterHook(BaseHook):
         except Exception as exc:  # the UI shows the message, so keep it to one line
             return False, f"{type(exc).__name__}: {exc}"
         label = answer.get("data", {}).get("label") if isinstance(answer, dict) else None
-        return True, f"Connected to {client.base_url}; the API key{f' {label!r}' if label else ''} is valid."
+        return (
+            True,
+            f"Connected to {client.base_url}; the API key{f' {label!r}' if label else ''} is valid.",
+        )
 
     def get_rankings_daily(self, start_date: DayLike, end_date: DayLike) -> RankingsDaily:
         """Top-50 models per UTC day plus the ``other`` row, for one window of at most 366 days.
@@ -300,14 +331,22 @@ class OpenRouterHook(BaseHook):
         lineage.record_hook_input(self, client.base_url, rankings_daily.PATH, params)
         self.log.info(
             "rankings-daily %s: %d rows, as_of %s%s",
-            window, len(result.rows), result.meta.as_of.isoformat(),
+            window,
+            len(result.rows),
+            result.meta.as_of.isoformat(),
             f"; the API answered the window {result.meta.window} instead" if result.clamped else "",
         )
         return result
 
     # ------------------------------------------------------------------ as_of probe
-    def probe_day(self, day: date, settle: timedelta = timedelta(0), *, deadline: float | None = None,
-                  latest: date | None = None) -> probe.ProbeOutcome:
+    def probe_day(
+        self,
+        day: date,
+        settle: timedelta = timedelta(0),
+        *,
+        deadline: float | None = None,
+        latest: date | None = None,
+    ) -> probe.ProbeOutcome:
         """Spend one probe on ``day``: one ``rankings-daily`` request for
         :func:`~airflow_provider_openrouter.runtime.probe.probe_window` (``day``, the days before it
         and, with ``latest`` after ``day``, on towards ``latest``), judged by
@@ -322,7 +361,9 @@ class OpenRouterHook(BaseHook):
         client = self.get_conn()
         asked = probe.probe_window(day, latest)
         try:
-            payload = client.get(rankings_daily.PATH, endpoints.window_params(asked), deadline=deadline)
+            payload = client.get(
+                rankings_daily.PATH, endpoints.window_params(asked), deadline=deadline
+            )
         except OpenRouterError as exc:
             return metrics.counted_probe(_probe_refusal(exc, day))
         return metrics.counted_probe(_probe_answer(client, payload, day, settle, asked))
@@ -334,7 +375,9 @@ class OpenRouterHook(BaseHook):
         client = await self.aget_conn()
         asked = probe.probe_window(day)
         try:
-            payload = await client.aget(rankings_daily.PATH, endpoints.window_params(asked), deadline=deadline)
+            payload = await client.aget(
+                rankings_daily.PATH, endpoints.window_params(asked), deadline=deadline
+            )
         except OpenRouterError as exc:
             return metrics.counted_probe(_probe_refusal(exc, day))
         return metrics.counted_probe(_probe_answer(client, payload, day, settle, asked))
@@ -360,7 +403,12 @@ class OpenRouterHook(BaseHook):
         sent = []
         for offset, limit in app_rankings.app_pages(max_apps):
             params = app_rankings.app_page_params(
-                window, sort=sort, category=category, subcategory=subcategory, offset=offset, limit=limit
+                window,
+                sort=sort,
+                category=category,
+                subcategory=subcategory,
+                offset=offset,
+                limit=limit,
             )
             payload = client.get(app_rankings.PATH, params)
             with client.redacting():
@@ -372,10 +420,18 @@ class OpenRouterHook(BaseHook):
         with client.redacting():
             result = join_app_pages(pages, window, capped=total >= APP_CEILING, requests=sent)
         query = {k: v for k, v in sent[0].items() if k not in ("limit", "offset")}
-        lineage.record_hook_input(self, client.base_url, app_rankings.PATH, {**query, "max_apps": max_apps})
+        lineage.record_hook_input(
+            self, client.base_url, app_rankings.PATH, {**query, "max_apps": max_apps}
+        )
         self.log.info(
             "app-rankings %s sort=%s category=%s subcategory=%s: %d apps in %d request(s), as_of %s",
-            window, sort, category, subcategory, total, len(sent), result.meta.as_of.isoformat(),
+            window,
+            sort,
+            category,
+            subcategory,
+            total,
+            len(sent),
+            result.meta.as_of.isoformat(),
         )
         return result
 
@@ -406,22 +462,40 @@ class OpenRouterHook(BaseHook):
             )
             payload = client.get(session_cost.PATH, params)
             with client.redacting():
-                pages.append(session_cost.parse_page(payload, offset, app_slug=app_slug, model=model, turn_range=turn_range))
+                pages.append(
+                    session_cost.parse_page(
+                        payload, offset, app_slug=app_slug, model=model, turn_range=turn_range
+                    )
+                )
             sent.append(params)
             full = len(pages[-1][1]) >= limit
-            if not full or not pages[-1][0].published or pages[-1][0].snapshot != pages[0][0].snapshot:
+            if (
+                not full
+                or not pages[-1][0].published
+                or pages[-1][0].snapshot != pages[0][0].snapshot
+            ):
                 break  # done, or a new snapshot appeared mid-way (join_pages says so): no further request
         total = sum(len(rows) for _, rows in pages)
         with client.redacting():
             result = session_cost.join_pages(
-                pages, capped=full and total >= session_cost.CEILING,
-                truncated=full and total < session_cost.CEILING, requests=sent,
+                pages,
+                capped=full and total >= session_cost.CEILING,
+                truncated=full and total < session_cost.CEILING,
+                requests=sent,
             )
         self.log.info(
             "session-cost app_slug=%s model=%s turn_range=%s: %d cell(s) in %d request(s), %s%s",
-            app_slug, model, turn_range, total, len(sent), result.meta.describe(),
-            "; the API's ceiling of 5500 cells was reached" if result.capped else
-            (f"; max_cells={max_cells} reached, more cells may exist" if result.truncated else ""),
+            app_slug,
+            model,
+            turn_range,
+            total,
+            len(sent),
+            result.meta.describe(),
+            "; the API's ceiling of 5500 cells was reached"
+            if result.capped
+            else (
+                f"; max_cells={max_cells} reached, more cells may exist" if result.truncated else ""
+            ),
         )
         return result
 
@@ -438,7 +512,9 @@ class OpenRouterHook(BaseHook):
         """
         client = self.get_conn()
         try:
-            payload = client.get(session_cost.PATH, dict(session_cost.PROBE_PARAMS), deadline=deadline)
+            payload = client.get(
+                session_cost.PATH, dict(session_cost.PROBE_PARAMS), deadline=deadline
+            )
         except OpenRouterError as exc:
             return _session_cost_refusal(exc)
         with client.redacting():
@@ -450,7 +526,9 @@ class OpenRouterHook(BaseHook):
         """:meth:`probe_session_cost` for the triggerer: the same request, policy and outcomes."""
         client = await self.aget_conn()
         try:
-            payload = await client.aget(session_cost.PATH, dict(session_cost.PROBE_PARAMS), deadline=deadline)
+            payload = await client.aget(
+                session_cost.PATH, dict(session_cost.PROBE_PARAMS), deadline=deadline
+            )
         except OpenRouterError as exc:
             return _session_cost_refusal(exc)
         with client.redacting():
@@ -495,8 +573,16 @@ class OpenRouterHook(BaseHook):
                         f"Extra {self.MANAGEMENT_KEY_EXTRA!r} of connection {conn.conn_id!r} must be a string (the management key)."
                     )
                 where = f"extra {self.MANAGEMENT_KEY_EXTRA!r} of connection {conn.conn_id!r}"
-                stand_in = Connection(conn_id=conn.conn_id, conn_type=conn.conn_type, host=conn.host, password=key, extra=conn.extra)
-                client = client_from_connection(stand_in, self.retry_policy, shared_budget=True)  # masks the key, parses the extras
+                stand_in = Connection(
+                    conn_id=conn.conn_id,
+                    conn_type=conn.conn_type,
+                    host=conn.host,
+                    password=key,
+                    extra=conn.extra,
+                )
+                client = client_from_connection(
+                    stand_in, self.retry_policy, shared_budget=True
+                )  # masks the key, parses the extras
             else:
                 where, client = None, self.get_conn()
             if where is not None:
@@ -538,10 +624,13 @@ class OpenRouterHook(BaseHook):
         if self._analytics_meta is None:
             client = self.get_analytics_client()
             with self._analytics_errors(client):
-                self._analytics_meta = parse_analytics_meta(client.request("GET", ANALYTICS_META_PATH))
+                self._analytics_meta = parse_analytics_meta(
+                    client.request("GET", ANALYTICS_META_PATH)
+                )
             self.log.info(
                 "analytics meta: %d metrics, %d dimensions, granularities %s",
-                len(self._analytics_meta.metrics), len(self._analytics_meta.dimensions),
+                len(self._analytics_meta.metrics),
+                len(self._analytics_meta.dimensions),
                 ",".join(self._analytics_meta.granularities),
             )
         return self._analytics_meta
@@ -556,13 +645,23 @@ class OpenRouterHook(BaseHook):
         validate_query(query, meta)
         client = self.get_analytics_client()
         with self._analytics_errors(client):
-            result = parse_query_response(client.request("POST", ANALYTICS_QUERY_PATH, json_body=query.to_body()), query)
+            result = parse_query_response(
+                client.request("POST", ANALYTICS_QUERY_PATH, json_body=query.to_body()), query
+            )
         # one input per query shape, not per time slice (a split query asks many slices)
-        shape = {"metrics": ",".join(query.metrics), "dimensions": ",".join(query.dimensions or ()), "granularity": query.granularity}
+        shape = {
+            "metrics": ",".join(query.metrics),
+            "dimensions": ",".join(query.dimensions or ()),
+            "granularity": query.granularity,
+        }
         lineage.record_hook_input(self, client.base_url, ANALYTICS_QUERY_PATH, shape)
         self.log.info(
-            "analytics %s: %d rows%s", query.describe(), len(result.rows),
-            f" (INCOMPLETE: truncated, row_count {result.metadata.row_count})" if result.incomplete else "",
+            "analytics %s: %d rows%s",
+            query.describe(),
+            len(result.rows),
+            f" (INCOMPLETE: truncated, row_count {result.metadata.row_count})"
+            if result.incomplete
+            else "",
         )
         return result
 
@@ -586,8 +685,14 @@ class OpenRouterHook(BaseHook):
         :meth:`query_analytics_complete` for a guaranteed complete answer.
         """
         query = AnalyticsQuery(
-            metrics=metrics, dimensions=dimensions, filters=filters, granularity=granularity,  # type: ignore[arg-type]
-            time_range=time_range, limit=limit, group_limit=group_limit, order_by=order_by,  # type: ignore[arg-type]
+            metrics=metrics,  # type: ignore[arg-type]
+            dimensions=dimensions,  # type: ignore[arg-type]
+            filters=filters,  # type: ignore[arg-type]
+            granularity=granularity,
+            time_range=time_range,
+            limit=limit,
+            group_limit=group_limit,
+            order_by=order_by,  # type: ignore[arg-type]
         )
         return self.execute_analytics_query(query)
 
@@ -610,11 +715,18 @@ class OpenRouterHook(BaseHook):
         meta = self.get_analytics_meta()
         validate_query(query, meta)
         return collect_complete(
-            query, meta, self.execute_analytics_query, min_slice=min_slice, max_requests=max_requests, logger=self.log
+            query,
+            meta,
+            self.execute_analytics_query,
+            min_slice=min_slice,
+            max_requests=max_requests,
+            logger=self.log,
         )
 
 
-def _probe_answer(client: OpenRouterClient, payload: Any, day: date, settle: timedelta, asked: Window) -> probe.ProbeOutcome:
+def _probe_answer(
+    client: OpenRouterClient, payload: Any, day: date, settle: timedelta, asked: Window
+) -> probe.ProbeOutcome:
     with client.redacting():
         return probe.Answered(probe.evaluate_probe(payload, day, settle, asked))
 

@@ -34,15 +34,25 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_openrouter.api.datasets.rankings_daily import (
+    RankingsDaily,
+    parse_rankings_daily,
+)
 from airflow_provider_openrouter.exceptions import InvalidParameterError, InvalidResponseError
-from airflow_provider_openrouter.lake.storage import list_names, read_bytes, refresh, remove, write_atomic
-from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily, parse_rankings_daily
+from airflow_provider_openrouter.lake.storage import (
+    list_names,
+    read_bytes,
+    refresh,
+    remove,
+    write_atomic,
+)
 from airflow_provider_openrouter.windows.intervals import ONE_DAY, Window
 
 log = logging.getLogger(__name__)
@@ -77,7 +87,9 @@ class CacheEntry:
     fetched_at: datetime
     name: str
 
-    def covers(self, window: Window, *, now: datetime, restatement_days: int, fresh_for: timedelta) -> bool:
+    def covers(
+        self, window: Window, *, now: datetime, restatement_days: int, fresh_for: timedelta
+    ) -> bool:
         meta = self.result.meta
         if not (meta.start_date <= window.start and window.end <= meta.end_date):
             return False
@@ -88,7 +100,9 @@ class CacheEntry:
 
 def _canonical(body: Any) -> bytes:
     """The bytes of the cache file's body, as written (its checksum covers exactly these bytes)."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    ).encode()
 
 
 #: The key that precedes the body in a cache file: the body comes last, so a reader can hash its
@@ -101,16 +115,23 @@ def encode_entry(result: RankingsDaily, fetched_at: datetime) -> bytes:
 
     ``{"format", "fetched_at", "requested", "sha256", "body": {"meta", "data"}}`` with the body
     last; ``sha256`` is the digest of the body's bytes as they stand in the file."""
-    body = _canonical({
-        "meta": dict(result.meta.raw),
-        "data": [[r.date.isoformat(), r.model_permaslug, str(r.total_tokens)] for r in result.rows],
-    })
-    header = json.dumps({
-        "format": CACHE_FORMAT,
-        "fetched_at": fetched_at.isoformat(),
-        "requested": [result.requested.start.isoformat(), result.requested.end.isoformat()],
-        "sha256": hashlib.sha256(body).hexdigest(),
-    }, separators=(",", ":")).encode()
+    body = _canonical(
+        {
+            "meta": dict(result.meta.raw),
+            "data": [
+                [r.date.isoformat(), r.model_permaslug, str(r.total_tokens)] for r in result.rows
+            ],
+        }
+    )
+    header = json.dumps(
+        {
+            "format": CACHE_FORMAT,
+            "fetched_at": fetched_at.isoformat(),
+            "requested": [result.requested.start.isoformat(), result.requested.end.isoformat()],
+            "sha256": hashlib.sha256(body).hexdigest(),
+        },
+        separators=(",", ":"),
+    ).encode()
     return header[:-1] + b"," + _BODY_KEY + body + b"}"
 
 
@@ -127,11 +148,18 @@ def decode_entry(raw: bytes, name: str, days: Window | None = None) -> CacheEntr
             found = envelope.get("format") if isinstance(envelope, dict) else None
             raise ValueError(f"cache format {found!r}, expected {CACHE_FORMAT}")
         at = raw.find(_BODY_KEY)
-        if at < 0 or not raw.endswith(b"}") or hashlib.sha256(raw[at + len(_BODY_KEY):-1]).hexdigest() != envelope["sha256"]:
+        if (
+            at < 0
+            or not raw.endswith(b"}")
+            or hashlib.sha256(raw[at + len(_BODY_KEY) : -1]).hexdigest() != envelope["sha256"]
+        ):
             raise ValueError("checksum mismatch")
         body = envelope["body"]
         fetched_at = datetime.fromisoformat(envelope["fetched_at"])
-        requested = Window(date.fromisoformat(envelope["requested"][0]), date.fromisoformat(envelope["requested"][1]))
+        requested = Window(
+            date.fromisoformat(envelope["requested"][0]),
+            date.fromisoformat(envelope["requested"][1]),
+        )
         rows = body["data"]
         if days is not None:
             first, last = days.start.isoformat(), days.end.isoformat()
@@ -141,7 +169,9 @@ def decode_entry(raw: bytes, name: str, days: Window | None = None) -> CacheEntr
             "data": [{"date": d, "model_permaslug": s, "total_tokens": t} for d, s, t in rows],
         }
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise InvalidResponseError(f"cache entry {name} is unusable ({exc})", field="cache") from None
+        raise InvalidResponseError(
+            f"cache entry {name} is unusable ({exc})", field="cache"
+        ) from None
     if fetched_at.tzinfo is None:
         raise InvalidResponseError(f"cache entry {name} has a naive fetched_at", field="cache")
     return CacheEntry(parse_rankings_daily(payload, requested), fetched_at, name)
@@ -191,9 +221,13 @@ class RankingsChunkCache:
             try:
                 entry = decode_entry(raw, name, window)
             except InvalidResponseError as exc:
-                log.warning("Ignoring the rankings cache entry %s: %s. It will be refetched.", name, exc)
+                log.warning(
+                    "Ignoring the rankings cache entry %s: %s. It will be refetched.", name, exc
+                )
                 continue
-            if entry.covers(window, now=now, restatement_days=self.restatement_days, fresh_for=self.fresh_for):
+            if entry.covers(
+                window, now=now, restatement_days=self.restatement_days, fresh_for=self.fresh_for
+            ):
                 if best is None or entry.result.meta.as_of > best.result.meta.as_of:
                     best = entry
         return best
@@ -209,7 +243,7 @@ class RankingsChunkCache:
                 remove(self.root / other / "response.json")
                 try:
                     (self.root / other).rmdir()
-                except Exception:  # noqa: BLE001 - object stores have no directories to remove
+                except Exception:
                     pass
         return name
 
@@ -221,7 +255,9 @@ class RankingsChunkCache:
         raw = read_bytes(self._lease_path(year))
         try:
             lease = json.loads(raw) if raw else None
-            return lease if isinstance(lease, dict) and lease.get("expires", 0) > time.time() else None
+            return (
+                lease if isinstance(lease, dict) and lease.get("expires", 0) > time.time() else None
+            )
         except ValueError:
             return None
 
@@ -230,7 +266,10 @@ class RankingsChunkCache:
         if self._read_lease(year) is not None:
             return None
         token = uuid.uuid4().hex
-        write_atomic(self._lease_path(year), json.dumps({"token": token, "expires": time.time() + self.lease_seconds}).encode())
+        write_atomic(
+            self._lease_path(year),
+            json.dumps({"token": token, "expires": time.time() + self.lease_seconds}).encode(),
+        )
         time.sleep(self.settle_seconds)
         current = self._read_lease(year)
         return token if current is not None and current.get("token") == token else None
@@ -240,7 +279,9 @@ class RankingsChunkCache:
         if current is not None and current.get("token") == token:
             remove(self._lease_path(year))
 
-    def get_or_fetch(self, window: Window, fetch: Callable[[], RankingsDaily]) -> tuple[CacheEntry, bool]:
+    def get_or_fetch(
+        self, window: Window, fetch: Callable[[], RankingsDaily]
+    ) -> tuple[CacheEntry, bool]:
         """A usable entry covering ``window`` (one year at most), fetching the chunk at most once
         across concurrent runs. Returns the entry and whether this call fetched it."""
         deadline = time.monotonic() + 3 * self.lease_seconds
@@ -251,7 +292,9 @@ class RankingsChunkCache:
             token = self.try_lease(window.start.year)
             if token is not None:
                 try:
-                    entry = self.lookup(window)  # another run may have stored it while we took the lease
+                    entry = self.lookup(
+                        window
+                    )  # another run may have stored it while we took the lease
                     if entry is not None:
                         return entry, False
                     fetched_at = self._clock()

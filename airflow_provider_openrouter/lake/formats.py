@@ -22,7 +22,6 @@ INT64_MAX = 2**63 - 1
 DECIMAL38_MAX = 10**38 - 1
 
 
-
 def jsonl_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:
     """One compact JSON object per line, keys in record order, UTF-8 (non-ASCII kept as is).
 
@@ -42,17 +41,23 @@ def jsonl_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:
 def _json_line(record: Mapping[str, Any], ascii_only: bool) -> str:
     if not any(isinstance(value, Decimal) for value in record.values()):
         return json.dumps(record, ensure_ascii=ascii_only, separators=(",", ":"), sort_keys=False)
-    return "{" + ",".join(
-        json.dumps(str(key), ensure_ascii=ascii_only) + ":" + _json_value(value, ascii_only)
-        for key, value in record.items()
-    ) + "}"
+    return (
+        "{"
+        + ",".join(
+            json.dumps(str(key), ensure_ascii=ascii_only) + ":" + _json_value(value, ascii_only)
+            for key, value in record.items()
+        )
+        + "}"
+    )
 
 
 def _json_value(value: Any, ascii_only: bool) -> str:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise InvalidParameterError(f"{value} is not a finite number; JSON cannot hold it.")
-        return format(value, "f")  # every digit, never an exponent (a Decimal without a fraction reads back as int)
+        return format(
+            value, "f"
+        )  # every digit, never an exponent (a Decimal without a fraction reads back as int)
     return json.dumps(value, ensure_ascii=ascii_only, separators=(",", ":"))
 
 
@@ -65,11 +70,15 @@ def exact_jsonl_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
                 continue
             if isinstance(value, Decimal) and value.is_finite():
                 continue
-            raise InvalidResponseError(f"{value!r} ({type(value).__name__}) cannot be written as an exact JSON scalar.")
+            raise InvalidResponseError(
+                f"{value!r} ({type(value).__name__}) cannot be written as an exact JSON scalar."
+            )
     return jsonl_bytes(records)
 
 
-def parquet_bytes(records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str]]:
+def parquet_bytes(
+    records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]
+) -> tuple[bytes, dict[str, str]]:
     """A parquet file of ``records`` with exact types, and the type chosen for each column.
 
     Column kinds: ``date`` (ISO strings -> ``date32``), ``string``, ``float`` (``double``), and
@@ -88,7 +97,9 @@ def parquet_bytes(records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[
             arrays.append(pa.array(values, type=pa.string()))
             schema[name] = "string"
         elif kind == "float":
-            arrays.append(pa.array([None if v is None else float(v) for v in values], type=pa.float64()))
+            arrays.append(
+                pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+            )
             schema[name] = "double"
         else:
             biggest = max(values, default=0)
@@ -99,14 +110,19 @@ def parquet_bytes(records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[
                 arrays.append(pa.array([Decimal(v) for v in values], type=pa.decimal128(38, 0)))
                 schema[name] = "decimal128(38,0)"
             else:
-                raise InvalidResponseError(f"{name} value {biggest} exceeds 38 digits; no exact parquet type holds it.", field=name)
+                raise InvalidResponseError(
+                    f"{name} value {biggest} exceeds 38 digits; no exact parquet type holds it.",
+                    field=name,
+                )
     table = pa.Table.from_arrays(arrays, names=[name for name, _ in columns])
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="snappy")
     return sink.getvalue(), schema
 
 
-def serialise(records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]], data_format: str) -> tuple[bytes, dict[str, str] | None]:
+def serialise(
+    records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]], data_format: str
+) -> tuple[bytes, dict[str, str] | None]:
     """Bytes of a data file in ``data_format`` and, for parquet, its column types."""
     require_format(data_format)
     if data_format == "jsonl":
@@ -117,7 +133,9 @@ def serialise(records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str,
 def require_format(data_format: str) -> None:
     """Raise :class:`InvalidParameterError` unless ``data_format`` is known and its library importable."""
     if data_format not in FORMATS:
-        raise InvalidParameterError(f"format={data_format!r} is not supported; use one of {', '.join(FORMATS)}.")
+        raise InvalidParameterError(
+            f"format={data_format!r} is not supported; use one of {', '.join(FORMATS)}."
+        )
     if data_format == "parquet":
         pyarrow_modules()
 

@@ -35,6 +35,7 @@ __all__ = ["Batch", "DerivedPartition", "land_partitions"]
 
 log = logging.getLogger(__name__)
 
+
 #: The manifest fields of one staged partition, beyond those the staged file itself gives.
 class _WarningLog(Protocol):
     """A stdlib logger, or a task's ``self.log`` (a structlog logger on Airflow 3.1+)."""
@@ -62,7 +63,8 @@ class Batch:
     ) -> None:
         storage.require_format(data_format)
         self.base, self.data_format, self.log = base, data_format, log
-        self.items: list[tuple[storage.StagedPartition, Any, Window | None]] = []
+        #: ``(partition, info, window)``; the window is a ``Window`` or None (derived data not tied to days)
+        self.items: list[tuple[storage.StagedPartition, Any, Any]] = []
         self.uncommitted: list[storage.StagedPartition] = []
 
     def __enter__(self: _B) -> _B:
@@ -107,7 +109,8 @@ class Batch:
         )
 
     def commit_manifests(
-        self, manifest_for: Callable[[storage.StagedPartition, Any, Window | None], Mapping[str, Any]]
+        self,
+        manifest_for: Callable[[storage.StagedPartition, Any, Window | None], Mapping[str, Any]],
     ) -> list[storage.StagedPartition]:
         """Commit every staged partition in window order, each with ``manifest_for(partition, info, window)``."""
         self.items.sort(key=lambda item: (item[2] is None, item[2].start if item[2] else None))

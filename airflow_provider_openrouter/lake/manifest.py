@@ -16,7 +16,13 @@ from decimal import Decimal
 from typing import Any
 
 from airflow_provider_openrouter import __version__
-from airflow_provider_openrouter.api.datasets import CAVEATS, LICENSE, app_rankings, rankings_daily, session_cost
+from airflow_provider_openrouter.api.datasets import (
+    CAVEATS,
+    LICENSE,
+    app_rankings,
+    rankings_daily,
+    session_cost,
+)
 from airflow_provider_openrouter.windows.intervals import Window
 
 MANIFEST_VERSION = 1
@@ -33,7 +39,15 @@ CITATIONS = {
 }
 
 #: Keys every manifest must carry; a manifest without one of them is not a commit record.
-REQUIRED_KEYS = ("manifest_version", "dataset", "partition", "data_file", "sha256", "row_count", "meta")
+REQUIRED_KEYS = (
+    "manifest_version",
+    "dataset",
+    "partition",
+    "data_file",
+    "sha256",
+    "row_count",
+    "meta",
+)
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 
 
@@ -116,15 +130,23 @@ def build_manifest(
     fetched = public or own_data
     if fetched:
         if public and own_data:
-            raise ValueError(f"{dataset!r} is public OpenRouter data with a citation, not the caller's own data")
+            raise ValueError(
+                f"{dataset!r} is public OpenRouter data with a citation, not the caller's own data"
+            )
         if own_data:
             check_dataset_name(dataset)
             if citation is not None or license is not None:
-                raise ValueError(f"{dataset!r} is the caller's own data: it has no citation or licence to record")
+                raise ValueError(
+                    f"{dataset!r} is the caller's own data: it has no citation or licence to record"
+                )
         if inputs is not None or computed_at is not None:
-            raise ValueError(f"{dataset!r} is fetched from OpenRouter; a derived dataset needs a name of its own")
+            raise ValueError(
+                f"{dataset!r} is fetched from OpenRouter; a derived dataset needs a name of its own"
+            )
         if window is None or run_window is None or request_path is None or fetched_at is None:
-            raise ValueError(f"a {dataset!r} manifest needs window, run_window, request_path and fetched_at")
+            raise ValueError(
+                f"a {dataset!r} manifest needs window, run_window, request_path and fetched_at"
+            )
         if (request_params is None) == (request_body is None):
             raise ValueError(
                 f"a {dataset!r} manifest needs request_params (GET query parameters) or request_body (a POST's body), "
@@ -147,18 +169,22 @@ def build_manifest(
     if fetched:
         assert run_window is not None  # checked above
         manifest["run_window"] = window_record(run_window)
-        manifest["request"] = request_record(request_path, request_params, request_body, request_details)
+        manifest["request"] = request_record(
+            request_path, request_params, request_body, request_details
+        )
     else:
         manifest["inputs"] = [dict(item) for item in inputs or ()]
-    manifest.update({
-        "meta": dict(meta),
-        "row_count": row_count,
-        "format": data_format,
-        "data_file": data_file,
-        "sha256": sha256,
-        "size": size,
-        "previous_sha256": previous_sha256,
-    })
+    manifest.update(
+        {
+            "meta": dict(meta),
+            "row_count": row_count,
+            "format": data_format,
+            "data_file": data_file,
+            "sha256": sha256,
+            "size": size,
+            "previous_sha256": previous_sha256,
+        }
+    )
     moment = fetched_at if fetched else computed_at
     assert moment is not None  # checked above
     manifest["fetched_at" if fetched else "computed_at"] = _utc_text(moment)
@@ -170,12 +196,14 @@ def build_manifest(
     else:
         cited = bool(input_citations(inputs or ()))
         citation = derived_citation(inputs or ()) if citation is None else citation
-    manifest.update({
-        "provider_version": __version__,
-        "citation": citation,
-        "license": license if license is not None else (LICENSE if cited else None),
-        "caveats": caveats if caveats is not None else (CAVEATS if cited else None),
-    })
+    manifest.update(
+        {
+            "provider_version": __version__,
+            "citation": citation,
+            "license": license if license is not None else (LICENSE if cited else None),
+            "caveats": caveats if caveats is not None else (CAVEATS if cited else None),
+        }
+    )
     if schema is not None:
         manifest["schema"] = dict(schema)
     if extra:
@@ -212,7 +240,9 @@ def input_record(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "dataset": manifest.get("dataset"),
         "partition": manifest.get("partition"),
-        "window": {"start": window["start"], "end": window["end"]} if isinstance(window, Mapping) else None,
+        "window": {"start": window["start"], "end": window["end"]}
+        if isinstance(window, Mapping)
+        else None,
         "sha256": manifest["sha256"],
         "row_count": manifest["row_count"],
         "as_of": (manifest.get("meta") or {}).get("as_of"),
@@ -257,7 +287,9 @@ def with_data_file(manifest: Mapping[str, Any], data_file: str) -> dict[str, Any
 
 def dumps(manifest: Mapping[str, Any]) -> bytes:
     """Serialise a manifest: UTF-8 JSON, two-space indent, keys in insertion order, trailing newline."""
-    return (json.dumps(manifest, ensure_ascii=False, indent=2, default=_json_default) + "\n").encode("utf-8")
+    return (
+        json.dumps(manifest, ensure_ascii=False, indent=2, default=_json_default) + "\n"
+    ).encode("utf-8")
 
 
 def loads(raw: bytes) -> dict[str, Any]:
@@ -273,10 +305,18 @@ def loads(raw: bytes) -> dict[str, Any]:
         raise ManifestError(f"_manifest.json lacks {', '.join(missing)}")
     name = manifest["data_file"]
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
-        raise ManifestError(f"_manifest.json names {name!r} as its data file; it must be a plain file name")
+        raise ManifestError(
+            f"_manifest.json names {name!r} as its data file; it must be a plain file name"
+        )
     digest = manifest["sha256"]
-    if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise ManifestError(f"_manifest.json has sha256 {digest!r}; expected 64 lowercase hex digits")
+    if (
+        not isinstance(digest, str)
+        or len(digest) != 64
+        or any(c not in "0123456789abcdef" for c in digest)
+    ):
+        raise ManifestError(
+            f"_manifest.json has sha256 {digest!r}; expected 64 lowercase hex digits"
+        )
     return manifest
 
 

@@ -47,13 +47,14 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter.lake import manifest as manifests
 from airflow_provider_openrouter.exceptions import InvalidParameterError, OpenRouterError
+from airflow_provider_openrouter.lake import manifest as manifests
 from airflow_provider_openrouter.lake.formats import (  # re-exported: storage is the public face of I/O
     FORMATS,
     jsonl_bytes,
@@ -69,11 +70,27 @@ TEMP_PREFIX = "_tmp-"
 LOCAL_PROTOCOLS = ("file", "local", "")
 
 __all__ = [
-    "FORMATS", "MANIFEST_NAME", "PENDING_PREFIX", "TEMP_PREFIX",
-    "CommittedPartition", "PartitionIntegrityError", "StagedPartition",
-    "clean_leftovers", "commit_partition", "data_file_name", "discard_staged",
-    "jsonl_bytes", "parquet_bytes", "join", "read_partition",
-    "require_format", "rewrite_manifest", "serialise", "sha256_hex", "stage_partition", "write_atomic",
+    "FORMATS",
+    "MANIFEST_NAME",
+    "PENDING_PREFIX",
+    "TEMP_PREFIX",
+    "CommittedPartition",
+    "PartitionIntegrityError",
+    "StagedPartition",
+    "clean_leftovers",
+    "commit_partition",
+    "data_file_name",
+    "discard_staged",
+    "join",
+    "jsonl_bytes",
+    "parquet_bytes",
+    "read_partition",
+    "require_format",
+    "rewrite_manifest",
+    "serialise",
+    "sha256_hex",
+    "stage_partition",
+    "write_atomic",
 ]
 
 P = TypeVar("P", str, ObjectStoragePath)
@@ -94,15 +111,9 @@ def data_file_name(data_format: str) -> str:
 def check_format(data_format: str) -> None:
     """Raise :class:`InvalidParameterError` unless ``data_format`` is ``jsonl`` or ``parquet``."""
     if data_format not in FORMATS:
-        raise InvalidParameterError(f"format={data_format!r} is not supported; use one of {', '.join(FORMATS)}.")
-
-
-
-
-
-
-
-
+        raise InvalidParameterError(
+            f"format={data_format!r} is not supported; use one of {', '.join(FORMATS)}."
+        )
 
 
 def join(base: P, key: str) -> P:
@@ -161,7 +172,9 @@ def list_names(directory: ObjectStoragePath) -> list[str]:
         if is_local(directory):
             return sorted(os.listdir(directory.path))
         refresh(directory)
-        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in directory.fs.ls(directory.path, detail=False))
+        return sorted(
+            p.rstrip("/").rsplit("/", 1)[-1] for p in directory.fs.ls(directory.path, detail=False)
+        )
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -215,7 +228,9 @@ def read_partition(directory: ObjectStoragePath, attempts: int = 3) -> Committed
         try:
             manifest = manifests.loads(raw)
         except manifests.ManifestError as exc:
-            raise PartitionIntegrityError(f"{directory}: {exc}. Rerun the task that writes this partition.") from None
+            raise PartitionIntegrityError(
+                f"{directory}: {exc}. Rerun the task that writes this partition."
+            ) from None
         data = read_bytes(directory / manifest["data_file"])
         if data is not None and sha256_hex(data) == manifest["sha256"]:
             return CommittedPartition(directory, manifest, data)
@@ -297,16 +312,37 @@ def stage_partition(
         if current["data_file"] == canonical:
             existing = read_bytes(directory / canonical)
             if existing is not None and sha256_hex(existing) == digest:
-                return StagedPartition(directory, key, data_format, digest, len(data), row_count, "unchanged",
-                                       current.get("previous_sha256"), None, schema=schema)
+                return StagedPartition(
+                    directory,
+                    key,
+                    data_format,
+                    digest,
+                    len(data),
+                    row_count,
+                    "unchanged",
+                    current.get("previous_sha256"),
+                    None,
+                    schema=schema,
+                )
         status, previous = "repaired", current.get("previous_sha256")
     else:
         same_format = current.get("format", data_format) == data_format
         status, previous = ("restated" if same_format else "replaced"), current["sha256"]
     pending = f"{PENDING_PREFIX}{digest[:16]}.{data_format}"
     write_atomic(directory / pending, data)
-    return StagedPartition(directory, key, data_format, digest, len(data), row_count, status, previous, pending,
-                           pending_in_use=pending == referenced, schema=schema)
+    return StagedPartition(
+        directory,
+        key,
+        data_format,
+        digest,
+        len(data),
+        row_count,
+        status,
+        previous,
+        pending,
+        pending_in_use=pending == referenced,
+        schema=schema,
+    )
 
 
 def commit_partition(staged: StagedPartition, manifest: Mapping[str, Any]) -> None:
@@ -322,9 +358,15 @@ def commit_partition(staged: StagedPartition, manifest: Mapping[str, Any]) -> No
             f"{directory}: the staged file {staged.pending_name} vanished or changed before it was committed "
             "(is another run writing this partition?). Nothing was committed; retry the task."
         )
-    write_atomic(directory / MANIFEST_NAME, manifests.dumps(manifests.with_data_file(manifest, staged.pending_name)))
+    write_atomic(
+        directory / MANIFEST_NAME,
+        manifests.dumps(manifests.with_data_file(manifest, staged.pending_name)),
+    )
     write_atomic(directory / staged.data_file, data)
-    write_atomic(directory / MANIFEST_NAME, manifests.dumps(manifests.with_data_file(manifest, staged.data_file)))
+    write_atomic(
+        directory / MANIFEST_NAME,
+        manifests.dumps(manifests.with_data_file(manifest, staged.data_file)),
+    )
     remove(directory / staged.pending_name)
     for other in FORMATS:
         if other != staged.data_format:
@@ -336,10 +378,15 @@ def rewrite_manifest(staged: StagedPartition, manifest: Mapping[str, Any]) -> No
     one atomic write of ``_manifest.json`` naming the same data file with the same sha256; the data
     file itself is not touched (same bytes, same modification time)."""
     if staged.status != "unchanged":
-        raise ValueError("only an unchanged partition's manifest is rewritten alone; commit the others")
+        raise ValueError(
+            "only an unchanged partition's manifest is rewritten alone; commit the others"
+        )
     if manifest.get("sha256") != staged.sha256:
         raise ValueError("the manifest's sha256 differs from the partition's data")
-    write_atomic(staged.directory / MANIFEST_NAME, manifests.dumps(manifests.with_data_file(manifest, staged.data_file)))
+    write_atomic(
+        staged.directory / MANIFEST_NAME,
+        manifests.dumps(manifests.with_data_file(manifest, staged.data_file)),
+    )
 
 
 def discard_staged(staged: StagedPartition) -> None:
@@ -353,8 +400,10 @@ def discard_staged(staged: StagedPartition) -> None:
         remove(staged.directory / staged.pending_name)
         if is_local(staged.directory):
             directory = staged.directory.path
-            for _ in staged.key.split("/"):  # the partition's own directories, never the output root
+            for _ in staged.key.split(
+                "/"
+            ):  # the partition's own directories, never the output root
                 os.rmdir(directory)
                 directory = os.path.dirname(directory)
-    except Exception:  # noqa: BLE001 - e.g. a directory that is not empty: keep it
+    except Exception:
         pass

@@ -21,9 +21,10 @@ requests again. The layout and columns are :mod:`airflow_provider_openrouter.ana
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
@@ -74,13 +75,24 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 __all__ = [
-    "ANALYTICS", "DAY_PARTITIONABLE", "NUMBERS", "SOURCE", "AnalyticsQueryOperator", "analytics_partition_key",
-    "build_analytics_manifest", "check_rows_in_day", "day_range", "exact_jsonl_bytes", "interval_days",
+    "ANALYTICS",
+    "DAY_PARTITIONABLE",
+    "NUMBERS",
+    "SOURCE",
+    "AnalyticsQueryOperator",
+    "analytics_partition_key",
+    "build_analytics_manifest",
+    "check_rows_in_day",
+    "day_range",
+    "exact_jsonl_bytes",
+    "interval_days",
 ]
 
 ANALYTICS = dataset.NAME
 #: Any whole UTC day: checks that depend on the day's length only (group_limit, min_slice).
-_SAMPLE_DAY = TimeRange(datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 2, tzinfo=timezone.utc))
+_SAMPLE_DAY = TimeRange(
+    datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 2, tzinfo=timezone.utc)
+)
 _NO_WINDOW = (
     "This run has no data interval and no partition (e.g. an asset-triggered or schedule=None DAG); analytics are "
     "queried for the run's UTC days. " + TIMETABLE_HINT
@@ -105,23 +117,44 @@ class AnalyticsFetch(Fetch):
     requests: int = 0
 
 
-def build_analytics_manifest(*, partition: storage.StagedPartition, query_name: str, day: date, run_window: Window,
-                             query: AnalyticsQuery, result: AnalyticsResult, requests: int,
-                             fetched_at: datetime) -> dict[str, Any]:
+def build_analytics_manifest(
+    *,
+    partition: storage.StagedPartition,
+    query_name: str,
+    day: date,
+    run_window: Window,
+    query: AnalyticsQuery,
+    result: AnalyticsResult,
+    requests: int,
+    fetched_at: datetime,
+) -> dict[str, Any]:
     """The ``_manifest.json`` of one day: the lake's one manifest schema
     (:func:`~airflow_provider_openrouter.lake.manifest.build_manifest`) for the caller's own data
     (no citation, licence or caveats), the request being the POST body, its slices and the requests
     spent; then the query name, its time range, where the rows come from and how to read numbers."""
     meta = result.metadata
     return build_manifest(
-        dataset=ANALYTICS, own_data=True, window=Window(day, day), run_window=run_window,
-        request_path=ANALYTICS_QUERY_PATH, request_body=query.to_body(),
+        dataset=ANALYTICS,
+        own_data=True,
+        window=Window(day, day),
+        run_window=run_window,
+        request_path=ANALYTICS_QUERY_PATH,
+        request_body=query.to_body(),
         request_details={"slices": [s.to_json() for s in result.slices], "requests": requests},
-        meta={"row_count": meta.row_count, "truncated": meta.truncated, "query_time_ms": meta.query_time_ms,
-              "cached_at": meta.cached_at, "warnings": list(meta.warnings)},
+        meta={
+            "row_count": meta.row_count,
+            "truncated": meta.truncated,
+            "query_time_ms": meta.query_time_ms,
+            "cached_at": meta.cached_at,
+            "warnings": list(meta.warnings),
+        },
         fetched_at=fetched_at,
-        extra={"query_name": query_name, "time_range": query.time_range.to_json() if query.time_range else None,
-               "source": SOURCE, "numbers": NUMBERS},
+        extra={
+            "query_name": query_name,
+            "time_range": query.time_range.to_json() if query.time_range else None,
+            "source": SOURCE,
+            "numbers": NUMBERS,
+        },
         **file_facts(partition),
     )
 
@@ -180,7 +213,7 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
         order_by: Mapping[str, str] | None = None,
         min_slice: timedelta = DEFAULT_MIN_SLICE,
         max_requests: int = DEFAULT_MAX_REQUESTS,
-        format: str = "jsonl",  # noqa: A002 - the documented parameter name, as in the rankings operators
+        format: str = "jsonl",
         **kwargs: Any,
     ) -> None:
         task = kwargs.get("task_id", "?")
@@ -193,7 +226,12 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
         self.metrics = list(metrics) if isinstance(metrics, (list, tuple)) else metrics
         self.dimensions = list(dimensions or [])
         self.filters = list(filters) if isinstance(filters, (list, tuple)) else (filters or [])
-        self.granularity, self.limit, self.group_limit, self.order_by = granularity, limit, group_limit, order_by
+        self.granularity, self.limit, self.group_limit, self.order_by = (
+            granularity,
+            limit,
+            group_limit,
+            order_by,
+        )
         self.query_name = task if query_name is None else query_name
         self.query_name_from_task_id = query_name is None
         self.min_slice, self.max_requests, self.format = min_slice, max_requests, format
@@ -204,9 +242,16 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
         # The query's own asset always comes last among the outlets, after any explicit ones, and
         # carries the event extra (the base class would give it to the first explicit asset).
         outlets = kwargs.pop("outlets", None)
-        outlets = list(outlets) if isinstance(outlets, (list, tuple)) else ([outlets] if outlets is not None else [])
-        own = None if not isinstance(output_uri, str) or templated(output_uri) else Asset(
-            f"{output_uri.rstrip('/')}/{dataset.dataset_dir(self.query_name)}")
+        outlets = (
+            list(outlets)
+            if isinstance(outlets, (list, tuple))
+            else ([outlets] if outlets is not None else [])
+        )
+        own = (
+            None
+            if not isinstance(output_uri, str) or templated(output_uri)
+            else Asset(f"{output_uri.rstrip('/')}/{dataset.dataset_dir(self.query_name)}")
+        )
         if own is not None and own not in outlets:
             outlets.append(own)
         super().__init__(output_uri=output_uri, format=format, outlets=outlets, **kwargs)
@@ -217,15 +262,26 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
         dataset.check_format(self.format)
         dataset.check_query_name(self.query_name)
         dataset.check_granularity(self.granularity)
-        if isinstance(self.max_requests, bool) or not isinstance(self.max_requests, int) or self.max_requests < 1:
-            raise InvalidParameterError(f"max_requests={self.max_requests!r} must be a positive integer.")
+        if (
+            isinstance(self.max_requests, bool)
+            or not isinstance(self.max_requests, int)
+            or self.max_requests < 1
+        ):
+            raise InvalidParameterError(
+                f"max_requests={self.max_requests!r} must be a positive integer."
+            )
         check_complete_query(self.build_query().with_time_range(_SAMPLE_DAY), self.min_slice)
 
     def build_query(self) -> AnalyticsQuery:
         """The query without a time range (raises :class:`InvalidParameterError` for a malformed one)."""
         return AnalyticsQuery(
-            metrics=self.metrics, dimensions=self.dimensions, filters=self.filters,  # type: ignore[arg-type]
-            granularity=self.granularity, limit=self.limit, group_limit=self.group_limit, order_by=self.order_by,  # type: ignore[arg-type]
+            metrics=self.metrics,  # type: ignore[arg-type]
+            dimensions=self.dimensions,  # type: ignore[arg-type]
+            filters=self.filters,  # type: ignore[arg-type]
+            granularity=self.granularity,
+            limit=self.limit,
+            group_limit=self.group_limit,
+            order_by=self.order_by,  # type: ignore[arg-type]
         )
 
     def _asset_suffix(self) -> str | None:
@@ -241,21 +297,40 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
         if ends > now:
             raise WindowNotCompleteError(
                 f"The run's days {window} end at {format_timestamp(ends)}, after now ({format_timestamp(now)}): "
-                "their usage is not complete yet. Nothing was written; run it after the last day is over.")
+                "their usage is not complete yet. Nothing was written; run it after the last day is over."
+            )
         return window
 
     resolve_days = resolve_window
 
     # ------------------------------------------------------------ the base's hooks
-    def serialise(self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
+    def serialise(
+        self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]
+    ) -> tuple[bytes, dict[str, str] | None]:
         return exact_jsonl_bytes(records), None
 
-    def manifest(self, partition: storage.StagedPartition, fetch: Fetch, days: Window, run_window: Window,
-                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        assert isinstance(fetch, AnalyticsFetch) and fetch.query is not None and fetch.result is not None
+    def manifest(
+        self,
+        partition: storage.StagedPartition,
+        fetch: Fetch,
+        days: Window,
+        run_window: Window,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        assert (
+            isinstance(fetch, AnalyticsFetch)
+            and fetch.query is not None
+            and fetch.result is not None
+        )
         return build_analytics_manifest(
-            partition=partition, query_name=self.query_name, day=days.start, run_window=run_window,
-            query=fetch.query, result=fetch.result, requests=fetch.requests, fetched_at=fetch.fetched_at,
+            partition=partition,
+            query_name=self.query_name,
+            day=days.start,
+            run_window=run_window,
+            query=fetch.query,
+            result=fetch.result,
+            requests=fetch.requests,
+            fetched_at=fetch.fetched_at,
         )
 
     def _api_base_url(self, hook: OpenRouterHook) -> str:
@@ -274,38 +349,74 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
         if self.query_name_from_task_id and getattr(ti, "map_index", -1) >= 0:
             raise InvalidParameterError(
                 f"Task {self.task_id!r} is mapped and every map index would write analytics/{self.query_name}/: give each "
-                "one its own query_name (e.g. .expand_kwargs([{'query_name': ..., 'filters': ...}, ...])).")
+                "one its own query_name (e.g. .expand_kwargs([{'query_name': ..., 'filters': ...}, ...]))."
+            )
         query = self.build_query()  # again: filters may have been templated
         window = self.resolve_window(context)
         base = self._base()
         hook = OpenRouterHook(self.openrouter_conn_id)
         run_range = day_range(window.start, window.end)
-        self.log.info("Querying OpenRouter analytics %s for %s (%d UTC day(s), one complete query each) via connection %r.",
-                      query.describe(), run_range, window.days, self.openrouter_conn_id)
-        validate_query(query, hook.get_analytics_meta())  # a 403 or a bad name fails here, before any query request
+        self.log.info(
+            "Querying OpenRouter analytics %s for %s (%d UTC day(s), one complete query each) via connection %r.",
+            query.describe(),
+            run_range,
+            window.days,
+            self.openrouter_conn_id,
+        )
+        validate_query(
+            query, hook.get_analytics_meta()
+        )  # a 403 or a bad name fails here, before any query request
         warnings: list[str] = []
         with Landing(self, base) as landing:
             for day in window.iter_days():
                 day_query = query.with_time_range(day_range(day))
                 before = hook.request_count
-                result = hook.query_analytics_complete(day_query, min_slice=self.min_slice, max_requests=self.max_requests)
+                result = hook.query_analytics_complete(
+                    day_query, min_slice=self.min_slice, max_requests=self.max_requests
+                )
                 spent = hook.request_count - before
-                if day_query.time_range is None or result.incomplete:  # the hook never returns one; never write one
-                    raise OpenRouterError(f"Refusing to write an incomplete analytics answer for {day}. Nothing was written.")
+                if (
+                    day_query.time_range is None or result.incomplete
+                ):  # the hook never returns one; never write one
+                    raise OpenRouterError(
+                        f"Refusing to write an incomplete analytics answer for {day}. Nothing was written."
+                    )
                 check_rows_in_day(result.rows, day_query.time_range)
                 key = dataset.partition_key(self.query_name, day)
-                fetch = AnalyticsFetch(Window(day, day), {}, (day_query.to_body(),), datetime.now(timezone.utc),
-                                       query=day_query, result=result, requests=spent)
-                landing.stage(key, list(result.rows), dataset.columns(query), fetch, Window(day, day))
+                fetch = AnalyticsFetch(
+                    Window(day, day),
+                    {},
+                    (day_query.to_body(),),
+                    datetime.now(timezone.utc),
+                    query=day_query,
+                    result=result,
+                    requests=spent,
+                )
+                landing.stage(
+                    key, list(result.rows), dataset.columns(query), fetch, Window(day, day)
+                )
                 warnings.extend(w for w in result.metadata.warnings if w not in warnings)
-                self.log.info("%s: %d row(s) in %d slice(s), %d request(s).", key, len(result.rows), len(result.slices), spent)
+                self.log.info(
+                    "%s: %d row(s) in %d slice(s), %d request(s).",
+                    key,
+                    len(result.rows),
+                    len(result.slices),
+                    spent,
+                )
             landing.commit(window)
         for warning in warnings:
             self.log.warning("OpenRouter analytics warning: %s", warning)
         return self._summary(context, window, run_range, landing, hook, warnings)
 
-    def _summary(self, context: Context, window: Window, run_range: TimeRange, landing: Landing,
-                 hook: OpenRouterHook, warnings: list[str]) -> dict[str, Any]:
+    def _summary(
+        self,
+        context: Context,
+        window: Window,
+        run_range: TimeRange,
+        landing: Landing,
+        hook: OpenRouterHook,
+        warnings: list[str],
+    ) -> dict[str, Any]:
         partitions = [p for p, _, _ in landing.items]
         rows = sum(p.row_count for p in partitions)
         counts = dict.fromkeys(("created", "restated", "replaced", "repaired", "unchanged"), 0)
@@ -314,8 +425,14 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
         written = len(partitions) - counts["unchanged"]
         self.log.info(
             "Wrote %d of %d partition(s) under %s/%s (%s); %d row(s); %d request(s) to OpenRouter (1 meta + %d query).",
-            written, len(partitions), self.output_uri.rstrip("/"), dataset.dataset_dir(self.query_name),
-            ", ".join(f"{k} {v}" for k, v in counts.items() if v), rows, hook.request_count, hook.request_count - 1,
+            written,
+            len(partitions),
+            self.output_uri.rstrip("/"),
+            dataset.dataset_dir(self.query_name),
+            ", ".join(f"{k} {v}" for k, v in counts.items() if v),
+            rows,
+            hook.request_count,
+            hook.request_count - 1,
         )
         summary = {
             "dataset": ANALYTICS,
@@ -336,9 +453,11 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
         if self.asset is not None:
             event = context["outlet_events"][self.asset]
             extra: dict[str, Any] = {
-                "dataset": ANALYTICS, "query_name": self.query_name,
+                "dataset": ANALYTICS,
+                "query_name": self.query_name,
                 "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
-                "time_range": run_range.to_json(), "row_count": rows,
+                "time_range": run_range.to_json(),
+                "row_count": rows,
             }
             event.extra = extra
             keys = event_partition_keys(context, landing.items)

@@ -9,15 +9,14 @@ output exactly as it was.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
 from airflow_provider_openrouter.compat import AirflowSkipException
-from airflow_provider_openrouter.lake import storage
-from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR
 from airflow_provider_openrouter.exceptions import (
     BadRequestError,
     InvalidParameterError,
@@ -27,17 +26,27 @@ from airflow_provider_openrouter.exceptions import (
     WindowNotCompleteError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
+from airflow_provider_openrouter.lake import storage
 from airflow_provider_openrouter.lake.land import Batch, file_facts
-from airflow_provider_openrouter.operators.links import PARTITION_XCOM_KEY, OpenRouterDatasetPageLink, OpenRouterPartitionLink
-from airflow_provider_openrouter.runtime import lineage, metrics
 from airflow_provider_openrouter.lake.manifest import build_manifest, citation, window_record
+from airflow_provider_openrouter.operators.links import (
+    PARTITION_XCOM_KEY,
+    OpenRouterDatasetPageLink,
+    OpenRouterPartitionLink,
+)
+from airflow_provider_openrouter.runtime import lineage, metrics
 from airflow_provider_openrouter.runtime.run_window import (  # noqa: F401 (re-exported for callers of the old path)
     check_partition_schedule,
     is_partitioned_run,
     partition_spec_of,
     run_days,
 )
-from airflow_provider_openrouter.windows.intervals import Window, clamp_to_floor, parse_day
+from airflow_provider_openrouter.windows.intervals import (
+    DATASET_FLOOR,
+    Window,
+    clamp_to_floor,
+    parse_day,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -77,9 +86,18 @@ class Landing(Batch):
         #: Columns of the staged partitions (for the lineage schema facet).
         self.columns: Sequence[tuple[str, str]] = ()
 
-    def stage(self, key: str, records: list[dict[str, Any]], columns: Sequence[tuple[str, str]], fetch: Fetch,  # type: ignore[override]
-              days: Window, *, manifest_extra: Mapping[str, Any] | None = None, refresh: bool = False,
-              lookback: bool = False) -> storage.StagedPartition:
+    def stage(  # type: ignore[override]
+        self,
+        key: str,
+        records: list[dict[str, Any]],
+        columns: Sequence[tuple[str, str]],
+        fetch: Fetch,
+        days: Window,
+        *,
+        manifest_extra: Mapping[str, Any] | None = None,
+        refresh: bool = False,
+        lookback: bool = False,
+    ) -> storage.StagedPartition:
         """Stage one partition. ``manifest_extra``: keys added to its manifest; ``refresh``: rewrite the
         manifest even when the data is unchanged; ``lookback``: a re-verified partition outside the run's window."""
         self.columns = columns
@@ -95,17 +113,30 @@ class Landing(Batch):
     @property
     def restated(self) -> list[tuple[storage.StagedPartition, Fetch, Window]]:
         """Partitions whose data changed upstream (run window and lookback), in day order."""
-        return sorted((item for item in self.items + self.lookback if item[0].status == "restated"), key=lambda i: i[2].start)
+        return sorted(
+            (item for item in self.items + self.lookback if item[0].status == "restated"),
+            key=lambda i: i[2].start,
+        )
 
-    def serialise(self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
+    def serialise(
+        self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]
+    ) -> tuple[bytes, dict[str, str] | None]:
         return self.operator.serialise(records, columns)
 
     def commit(self, run_window: Window, extra: Mapping[str, Any] | None = None) -> None:  # type: ignore[override]
         op = self.operator
 
-        def manifest(partition: storage.StagedPartition, fetch: Any, days: Window | None) -> dict[str, Any]:
+        def manifest(
+            partition: storage.StagedPartition, fetch: Any, days: Window | None
+        ) -> dict[str, Any]:
             assert days is not None  # stage() gives every partition its days
-            return op.manifest(partition, fetch, days, run_window, {**(extra or {}), **self.manifest_extra.get(partition.key, {})})
+            return op.manifest(
+                partition,
+                fetch,
+                days,
+                run_window,
+                {**(extra or {}), **self.manifest_extra.get(partition.key, {})},
+            )
 
         run_items = self.items
         self.items = run_items + self.lookback  # committed together, in day order
@@ -129,7 +160,7 @@ class OpenRouterDatasetOperator(BaseOperator):
     template_fields: Sequence[str] = ("output_uri", "output_conn_id", "window_start", "window_end")
     dataset: str = ""
     request_path: str = ""
-    operator_extra_links = (OpenRouterDatasetPageLink(), OpenRouterPartitionLink())
+    operator_extra_links: tuple[Any, ...] = (OpenRouterDatasetPageLink(), OpenRouterPartitionLink())
 
     def __init__(
         self,
@@ -137,7 +168,7 @@ class OpenRouterDatasetOperator(BaseOperator):
         output_uri: str,
         output_conn_id: str | None = None,
         openrouter_conn_id: str = OpenRouterHook.default_conn_name,
-        format: str = "jsonl",  # noqa: A002 - the documented parameter name
+        format: str = "jsonl",
         window_start: str | date | None = None,
         window_end: str | date | None = None,
         defer_on_rate_limit: bool = True,
@@ -145,12 +176,16 @@ class OpenRouterDatasetOperator(BaseOperator):
     ) -> None:
         task = kwargs.get("task_id", "?")
         if not isinstance(output_uri, str) or not output_uri.strip():
-            raise InvalidParameterError(f"Task {task!r}: output_uri must be a URL such as s3://bucket/prefix or file:///abs/path.")
+            raise InvalidParameterError(
+                f"Task {task!r}: output_uri must be a URL such as s3://bucket/prefix or file:///abs/path."
+            )
         if not templated(output_uri):
             check_uri(output_uri, task)
         storage.require_format(format)
         if not isinstance(openrouter_conn_id, str) or not openrouter_conn_id:
-            raise InvalidParameterError(f"Task {task!r}: openrouter_conn_id must name an Airflow connection of type openrouter.")
+            raise InvalidParameterError(
+                f"Task {task!r}: openrouter_conn_id must name an Airflow connection of type openrouter."
+            )
         if (window_start is None) != (window_end is None):
             raise InvalidParameterError(
                 f"Task {task!r}: give window_start and window_end together (inclusive UTC days), or neither to use the run's data interval."
@@ -165,7 +200,11 @@ class OpenRouterDatasetOperator(BaseOperator):
         self.window_start = window_start
         self.window_end = window_end
         outlets = kwargs.pop("outlets", None)
-        outlets = list(outlets) if isinstance(outlets, (list, tuple)) else ([outlets] if outlets is not None else [])
+        outlets = (
+            list(outlets)
+            if isinstance(outlets, (list, tuple))
+            else ([outlets] if outlets is not None else [])
+        )
         assets = [o for o in outlets if isinstance(o, Asset)]
         if assets:
             # explicit outlets win: the event extra goes to the first asset (a mapped task's default
@@ -191,7 +230,9 @@ class OpenRouterDatasetOperator(BaseOperator):
             resume = max(exc.retry_at, datetime.now(timezone.utc)) + timedelta(seconds=1)
             metrics.record_deferral(self.dataset, isinstance(exc, QuotaExhaustedError))
             self.log.warning(
-                "%s Deferring until %s without holding a worker slot; nothing was written.", exc, resume.isoformat()
+                "%s Deferring until %s without holding a worker slot; nothing was written.",
+                exc,
+                resume.isoformat(),
             )
             from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
@@ -209,16 +250,30 @@ class OpenRouterDatasetOperator(BaseOperator):
     def _asset_suffix(self) -> str | None:
         raise NotImplementedError
 
-    def serialise(self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> tuple[bytes, dict[str, str] | None]:
+    def serialise(
+        self, records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]
+    ) -> tuple[bytes, dict[str, str] | None]:
         """The data file's bytes in this operator's format and, for parquet, its column types."""
         return storage.serialise(records, columns, self.format)
 
-    def manifest(self, partition: storage.StagedPartition, fetch: Fetch, days: Window, run_window: Window,
-                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def manifest(
+        self,
+        partition: storage.StagedPartition,
+        fetch: Fetch,
+        days: Window,
+        run_window: Window,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """The ``_manifest.json`` committing one staged partition (see :mod:`airflow_provider_openrouter.lake.manifest`)."""
         return build_manifest(
-            dataset=self.dataset, window=days, run_window=run_window, request_path=self.request_path,
-            request_params=fetch.params, meta=fetch.meta, fetched_at=fetch.fetched_at, extra=extra,
+            dataset=self.dataset,
+            window=days,
+            run_window=run_window,
+            request_path=self.request_path,
+            request_params=fetch.params,
+            meta=fetch.meta,
+            fetched_at=fetch.fetched_at,
+            extra=extra,
             **file_facts(partition),
         )
 
@@ -242,16 +297,20 @@ class OpenRouterDatasetOperator(BaseOperator):
             if last < first:
                 raise InvalidParameterError(f"window_end {last} is before window_start {first}.")
             return clamp_to_floor(first, last)
-        return run_days(context, (
-            "This run has no data interval and no partition (e.g. an asset-triggered or schedule=None DAG): "
-            "set window_start and window_end (YYYY-MM-DD, templated if you like)."
-        ))
+        return run_days(
+            context,
+            (
+                "This run has no data interval and no partition (e.g. an asset-triggered or schedule=None DAG): "
+                "set window_start and window_end (YYYY-MM-DD, templated if you like)."
+            ),
+        )
 
     def _window_or_skip(self, context: Context) -> Window:
         window = self.resolve_window(context)
         if window is None:
             run = (
-                f"partition {context.get('partition_key')!r}" if is_partitioned_run(context)
+                f"partition {context.get('partition_key')!r}"
+                if is_partitioned_run(context)
                 else f"data interval {context.get('data_interval_start')} .. {context.get('data_interval_end')}"
             )
             message = (
@@ -263,7 +322,8 @@ class OpenRouterDatasetOperator(BaseOperator):
         if window.clamped_from is not None:
             self.log.warning(
                 "The window starts at %s, before the dataset's first day: fetching %s only (clamped; recorded in the manifests).",
-                window.clamped_from, window,
+                window.clamped_from,
+                window,
             )
         return window
 
@@ -296,18 +356,25 @@ class OpenRouterDatasetOperator(BaseOperator):
             )
 
     # ------------------------------------------------------------ report
-    def _report(self, context: Context, window: Window, landing: Landing, hook: OpenRouterHook) -> dict[str, Any]:
+    def _report(
+        self, context: Context, window: Window, landing: Landing, hook: OpenRouterHook
+    ) -> dict[str, Any]:
         """Log what was written where and the citation; set the asset event's extra; return the XCom summary."""
         staged = landing.items
         as_of = max(str(fetch.meta.get("as_of", "")) for _, fetch, _ in staged)
         rows = sum(p.row_count for p, _, _ in staged)
-        counts = {status: 0 for status in ("created", "restated", "replaced", "repaired", "unchanged")}
+        counts = dict.fromkeys(("created", "restated", "replaced", "repaired", "unchanged"), 0)
         for partition, _, _ in staged:
             counts[partition.status] += 1
         written = len(staged) - counts["unchanged"]
         self.log.info(
             "Wrote %d of %d partition(s) under %s (%s); %d row(s); %d request(s) to OpenRouter (%d answered 429).",
-            written, len(staged), self.output_uri, ", ".join(f"{k} {v}" for k, v in counts.items() if v), rows, hook.request_count,
+            written,
+            len(staged),
+            self.output_uri,
+            ", ".join(f"{k} {v}" for k, v in counts.items() if v),
+            rows,
+            hook.request_count,
             hook.rate_limited_count,
         )
         self.log.info("%s", citation(self.dataset, as_of))
@@ -328,7 +395,11 @@ class OpenRouterDatasetOperator(BaseOperator):
             summary["lookback"] = {
                 "reverified": len(landing.lookback),
                 "restated": sum(1 for p, _, _ in landing.lookback if p.status == "restated"),
-                "manifests_updated": sum(1 for p, _, _ in landing.lookback if p.status == "unchanged" and p.key in landing.refresh),
+                "manifests_updated": sum(
+                    1
+                    for p, _, _ in landing.lookback
+                    if p.status == "unchanged" and p.key in landing.refresh
+                ),
             }
         self._observe(context, window, landing, hook, as_of)
         if self.asset is not None:
@@ -349,17 +420,24 @@ class OpenRouterDatasetOperator(BaseOperator):
                 summary["partition_keys"] = keys
         return summary
 
-
     # ------------------------------------------------------------ observability
-    def _observe(self, context: Context, window: Window, landing: Landing, hook: OpenRouterHook, as_of: str) -> None:
+    def _observe(
+        self, context: Context, window: Window, landing: Landing, hook: OpenRouterHook, as_of: str
+    ) -> None:
         """Metrics of what landed, the lineage record (read by :meth:`get_openlineage_facets_on_complete`)
         and the newest partition's URI for :class:`~airflow_provider_openrouter.operators.links.OpenRouterPartitionLink`."""
-        staged = landing.items + landing.lookback  # re-verified partitions before the window count too
+        staged = (
+            landing.items + landing.lookback
+        )  # re-verified partitions before the window count too
         try:
-            seen: datetime | None = datetime.fromisoformat(as_of.replace("Z", "+00:00")) if as_of else None
+            seen: datetime | None = (
+                datetime.fromisoformat(as_of.replace("Z", "+00:00")) if as_of else None
+            )
         except ValueError:
             seen = None
-        metrics.record_landing(self.dataset, [(p.status, p.row_count, p.size) for p, _, _ in staged], seen)
+        metrics.record_landing(
+            self.dataset, [(p.status, p.row_count, p.size) for p, _, _ in staged], seen
+        )
         parameters: list[Mapping[str, Any]] = []
         for _, fetch, _ in staged:
             parameters.extend(p for p in fetch.params if p not in parameters)
@@ -369,7 +447,11 @@ class OpenRouterDatasetOperator(BaseOperator):
             base_url=self._api_base_url(hook),
             output_uri=self.output_uri,
             output_dir=self._asset_suffix() or self.dataset,
-            window={"start": window.start.isoformat(), "end": window.end.isoformat(), "days": window.days},
+            window={
+                "start": window.start.isoformat(),
+                "end": window.end.isoformat(),
+                "days": window.days,
+            },
             parameters=parameters,
             as_of=as_of,
             requests=hook.request_count,
@@ -378,13 +460,17 @@ class OpenRouterDatasetOperator(BaseOperator):
             columns=tuple(landing.columns),
             parquet_schema=next((p.schema for p, _, _ in staged if p.schema), None),
             partitions=[
-                lineage.PartitionRecord(p.key, p.status, p.row_count, p.size, p.sha256, p.previous_sha256, p.data_file)
+                lineage.PartitionRecord(
+                    p.key, p.status, p.row_count, p.size, p.sha256, p.previous_sha256, p.data_file
+                )
                 for p, _, _ in staged
             ],
         )
         if landing.items:
             newest = max(landing.items, key=lambda item: item[2].end)[0]
-            context["ti"].xcom_push(key=PARTITION_XCOM_KEY, value=self.output_uri.rstrip("/") + "/" + newest.key + "/")
+            context["ti"].xcom_push(
+                key=PARTITION_XCOM_KEY, value=self.output_uri.rstrip("/") + "/" + newest.key + "/"
+            )
 
     def _api_base_url(self, hook: OpenRouterHook) -> str:
         """The base URL of the API client that fetched the data (no request)."""
@@ -402,7 +488,9 @@ class OpenRouterDatasetOperator(BaseOperator):
         return lineage.operator_lineage(getattr(self, "_lineage_record", None))
 
 
-def event_partition_keys(context: Context, staged: Sequence[tuple[Any, Any, Window | None]]) -> list[str]:
+def event_partition_keys(
+    context: Context, staged: Sequence[tuple[Any, Any, Window | None]]
+) -> list[str]:
     """The partition keys of a partitioned run's asset event: one ``YYYY-MM-DD`` per one-day partition
     written (rankings-daily: every UTC day of the window), the run's own partition key for a partition
     spanning several days (app-rankings: the window). None in a run without partition: Airflow does

@@ -44,6 +44,6 @@ class OpenRouterPartitionLink(BaseOperatorLink):
         try:
             from airflow.sdk.bases.xcom import BaseXCom as XCom
         except ImportError:  # pragma: no cover - Airflow 3.0
-            from airflow.sdk.execution_time.xcom import XCom  # type: ignore[no-redef]
+            from airflow.sdk.execution_time.xcom import XCom  # type: ignore[no-redef, unused-ignore]
         value = XCom.get_value(ti_key=ti_key, key=PARTITION_XCOM_KEY)
         return value if isinstance(value, str) else ""

@@ -15,21 +15,16 @@ rule readers must follow). Reruns rewrite exactly the run's partitions; identica
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
 from airflow_provider_openrouter.api import endpoints
 from airflow_provider_openrouter.api.answers import parse_timestamp
-from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR, MAX_WINDOW_DAYS
+from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
 from airflow_provider_openrouter.api.datasets.app_rankings import validate_app_params
-from airflow_provider_openrouter.lake.chunk_cache import (
-    DEFAULT_FRESH_FOR,
-    DEFAULT_RESTATEMENT_DAYS,
-    RankingsChunkCache,
-    split_by_year,
-)
 from airflow_provider_openrouter.exceptions import (
     BadRequestError,
     InvalidParameterError,
@@ -37,13 +32,32 @@ from airflow_provider_openrouter.exceptions import (
     WindowNotCompleteError,
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
-from airflow_provider_openrouter.lake.manifest import APP_RANKINGS, RANKINGS_DAILY
-from airflow_provider_openrouter.operators.base import Fetch, Landing, OpenRouterDatasetOperator, templated
-from airflow_provider_openrouter.runtime.probe import reusable_probe
-from airflow_provider_openrouter.runtime import as_of_memory
 from airflow_provider_openrouter.lake import manifest as manifests
 from airflow_provider_openrouter.lake import storage
-from airflow_provider_openrouter.windows.intervals import ONE_DAY, Window, chunks, day_complete_at, last_complete_day
+from airflow_provider_openrouter.lake.chunk_cache import (
+    DEFAULT_FRESH_FOR,
+    DEFAULT_RESTATEMENT_DAYS,
+    RankingsChunkCache,
+    split_by_year,
+)
+from airflow_provider_openrouter.lake.manifest import APP_RANKINGS, RANKINGS_DAILY
+from airflow_provider_openrouter.operators.base import (
+    Fetch,
+    Landing,
+    OpenRouterDatasetOperator,
+    templated,
+)
+from airflow_provider_openrouter.runtime import as_of_memory
+from airflow_provider_openrouter.runtime.probe import reusable_probe
+from airflow_provider_openrouter.windows.intervals import (
+    DATASET_FLOOR,
+    MAX_WINDOW_DAYS,
+    ONE_DAY,
+    Window,
+    chunks,
+    day_complete_at,
+    last_complete_day,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -121,8 +135,13 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
         cache_fresh_for: timedelta = DEFAULT_FRESH_FOR,
         **kwargs: Any,
     ) -> None:
-        for name, value in (("restatement_days", restatement_days), ("lookback_days", lookback_days)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        for name, value in (
+            ("restatement_days", restatement_days),
+            ("lookback_days", lookback_days),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
                 raise InvalidParameterError(
                     f"Task {kwargs.get('task_id', '?')!r}: {name}={value!r} must be a whole number of days >= 0."
                 )
@@ -150,9 +169,15 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
         self.log.info(
             "Landing OpenRouter rankings-daily for %s (%d day(s), %d piece(s)) via connection %r%s; "
             "re-verifying %d landed non-final day(s) of the %d-day lookback.",
-            window, window.days, len(pieces), self.openrouter_conn_id,
-            f", coalesced through the chunk cache (restatement_days={self.restatement_days})" if self.coalesce else "",
-            len(verify), self.lookback_days,
+            window,
+            window.days,
+            len(pieces),
+            self.openrouter_conn_id,
+            f", coalesced through the chunk cache (restatement_days={self.restatement_days})"
+            if self.coalesce
+            else "",
+            len(verify),
+            self.lookback_days,
         )
         with Landing(self, base) as landing:
             for index, piece in enumerate(reversed(pieces)):
@@ -174,7 +199,9 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
                     self._stage_day(landing, day, *by_day.pop(day), landed.get(day), lookback=False)
                 for day in extra_days:
                     if day not in by_day:
-                        self.log.warning("The answer does not hold %s: it is not re-verified by this run.", day)
+                        self.log.warning(
+                            "The answer does not hold %s: it is not re-verified by this run.", day
+                        )
                         continue
                     rows, meta, fetch = by_day.pop(day)
                     seen = _manifest_as_of(landed[day])
@@ -185,8 +212,13 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
         if landing.lookback:
             self.log.info(
                 "Lookback: re-verified %d day(s), %d restated upstream (rewritten), %d now final (manifest only).",
-                len(landing.lookback), sum(1 for p, _, _ in landing.lookback if p.status == "restated"),
-                sum(1 for p, _, _ in landing.lookback if p.status == "unchanged" and p.key in landing.refresh),
+                len(landing.lookback),
+                sum(1 for p, _, _ in landing.lookback if p.status == "restated"),
+                sum(
+                    1
+                    for p, _, _ in landing.lookback
+                    if p.status == "unchanged" and p.key in landing.refresh
+                ),
             )
         return self._report(context, window, landing, hook)
 
@@ -204,13 +236,22 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
                 out[day] = {}  # damaged: re-verified (and repaired) like a non-final day
         return out
 
-    def _days_to_verify(self, window: Window, landed: Mapping[date, dict[str, Any] | None]) -> list[date]:
+    def _days_to_verify(
+        self, window: Window, landed: Mapping[date, dict[str, Any] | None]
+    ) -> list[date]:
         """Lookback days already landed whose manifest does not say ``final: true``, oldest first,
         kept within one request's reach of the window's first piece."""
-        first_piece_end = min(window.end, date(window.start.year, 12, 31)) if self.coalesce else chunks(window)[0].end
+        first_piece_end = (
+            min(window.end, date(window.start.year, 12, 31))
+            if self.coalesce
+            else chunks(window)[0].end
+        )
         return [
-            day for day in sorted(landed)
-            if day < window.start and landed[day] is not None and landed[day].get("final") is not True  # type: ignore[union-attr]
+            day
+            for day in sorted(landed)
+            if day < window.start
+            and landed[day] is not None
+            and landed[day].get("final") is not True  # type: ignore[union-attr]
             and (first_piece_end - day).days < MAX_WINDOW_DAYS
         ]
 
@@ -223,25 +264,43 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
             "restatement_days": self.restatement_days,
         }
 
-    def _stage_day(self, landing: Landing, day: date, rows: list[Any], meta: DatasetMeta, fetch: Fetch,
-                   current: dict[str, Any] | None, *, lookback: bool) -> None:
+    def _stage_day(
+        self,
+        landing: Landing,
+        day: date,
+        rows: list[Any],
+        meta: DatasetMeta,
+        fetch: Fetch,
+        current: dict[str, Any] | None,
+        *,
+        lookback: bool,
+    ) -> None:
         extra = self.finality(day, meta.as_of)
         if current and current.get("final") is True and not extra["final"]:
-            extra["final"] = True  # never downgrade: a final day was proven by a later snapshot already
+            extra["final"] = (
+                True  # never downgrade: a final day was proven by a later snapshot already
+            )
         now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
         if current and current.get("restated_at"):
             extra["restated_at"] = current["restated_at"]
         key = rankings_daily.partition_key(day)
         partition = landing.stage(
-            key, [row.to_record() for row in rows], rankings_daily.COLUMNS, fetch, Window(day, day),
-            manifest_extra=extra, lookback=lookback,
+            key,
+            [row.to_record() for row in rows],
+            rankings_daily.COLUMNS,
+            fetch,
+            Window(day, day),
+            manifest_extra=extra,
+            lookback=lookback,
             refresh=bool(current) and current.get("final") != extra["final"],  # type: ignore[union-attr]
         )
         if partition.status == "restated":
             landing.manifest_extra[key] = {**extra, "restated_at": now}
 
     # ------------------------------------------------------------ where the rows come from
-    def _rows_by_day(self, answers: list[tuple[RankingsDaily, Fetch]], needed: Window) -> dict[date, tuple[list[Any], DatasetMeta, Fetch]]:
+    def _rows_by_day(
+        self, answers: list[tuple[RankingsDaily, Fetch]], needed: Window
+    ) -> dict[date, tuple[list[Any], DatasetMeta, Fetch]]:
         out: dict[date, tuple[list[Any], DatasetMeta, Fetch]] = {}
         for result, fetch in answers:
             for day, rows in itertools.groupby(result.rows, key=lambda row: row.date):
@@ -249,44 +308,89 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
                     out[day] = (list(rows), result.meta, fetch)
         return out
 
-    def _answers_for(self, context: Context, hook: OpenRouterHook, base: Any, needed: Window) -> list[tuple[RankingsDaily, Fetch]]:
+    def _answers_for(
+        self, context: Context, hook: OpenRouterHook, base: Any, needed: Window
+    ) -> list[tuple[RankingsDaily, Fetch]]:
         """Validated answers covering ``needed`` and where they came from (probe, cache or request):
         one request at most, unless ``needed`` spans two years and both chunks must be fetched."""
         probe = reusable_probe(context, needed, self.openrouter_conn_id)
-        if probe is not None and (not self.coalesce or needed.end >= last_complete_day(probe.meta.as_of) - ONE_DAY):
-            self.log.info("Reusing the as_of sensor's probe for %s (as_of %s): no request.", needed, probe.meta.as_of.isoformat())
-            return [(probe, Fetch(probe.meta.window, dict(probe.meta.raw), (endpoints.window_params(probe.requested),),
-                                  datetime.now(timezone.utc)))]
+        if probe is not None and (
+            not self.coalesce or needed.end >= last_complete_day(probe.meta.as_of) - ONE_DAY
+        ):
+            self.log.info(
+                "Reusing the as_of sensor's probe for %s (as_of %s): no request.",
+                needed,
+                probe.meta.as_of.isoformat(),
+            )
+            return [
+                (
+                    probe,
+                    Fetch(
+                        probe.meta.window,
+                        dict(probe.meta.raw),
+                        (endpoints.window_params(probe.requested),),
+                        datetime.now(timezone.utc),
+                    ),
+                )
+            ]
         if not self.coalesce:
             return [self._direct(hook, needed)]
-        cache = RankingsChunkCache(base, restatement_days=self.restatement_days, fresh_for=self.cache_fresh_for)
+        cache = RankingsChunkCache(
+            base, restatement_days=self.restatement_days, fresh_for=self.cache_fresh_for
+        )
         parts = split_by_year(needed)
         cached = [cache.lookup(part) for part in parts]
-        if len(parts) > 1 and any(entry is None for entry in cached) and needed.days <= MAX_WINDOW_DAYS:
+        if (
+            len(parts) > 1
+            and any(entry is None for entry in cached)
+            and needed.days <= MAX_WINDOW_DAYS
+        ):
             # the lookback reaches into last year: one window across 1 January, not two year chunks
             return [self._direct(hook, needed)]
         out = []
         for part, entry in zip(parts, cached):
             fetched = False
             if entry is None:
-                chunk = Window(max(date(part.start.year, 1, 1), DATASET_FLOOR), date(part.start.year, 12, 31))
-                entry, fetched = cache.get_or_fetch(part, lambda chunk=chunk, part=part: self._request(hook, chunk, part))
+                chunk = Window(
+                    max(date(part.start.year, 1, 1), DATASET_FLOOR), date(part.start.year, 12, 31)
+                )
+                entry, fetched = cache.get_or_fetch(
+                    part, functools.partial(self._request, hook, chunk, part)
+                )
             result = entry.result
             self.log.info(
-                "%s %s for %s: chunk %s, as_of %s.", "Fetched" if fetched else "Read the cached", entry.name, part,
-                result.meta.window, result.meta.as_of.isoformat(),
+                "%s %s for %s: chunk %s, as_of %s.",
+                "Fetched" if fetched else "Read the cached",
+                entry.name,
+                part,
+                result.meta.window,
+                result.meta.as_of.isoformat(),
             )
             self._check_covers(result.meta, part)
             self._remember(hook, result)
-            out.append((result, Fetch(result.meta.window, dict(result.meta.raw), (endpoints.window_params(result.requested),),
-                                      entry.fetched_at)))
+            out.append(
+                (
+                    result,
+                    Fetch(
+                        result.meta.window,
+                        dict(result.meta.raw),
+                        (endpoints.window_params(result.requested),),
+                        entry.fetched_at,
+                    ),
+                )
+            )
         return out
 
     def _direct(self, hook: OpenRouterHook, needed: Window) -> tuple[RankingsDaily, Fetch]:
         result = self._request(hook, needed, needed)
         self._check_answer(result.meta, needed)
         self._remember(hook, result)
-        return result, Fetch(needed, dict(result.meta.raw), (endpoints.window_params(needed),), datetime.now(timezone.utc))
+        return result, Fetch(
+            needed,
+            dict(result.meta.raw),
+            (endpoints.window_params(needed),),
+            datetime.now(timezone.utc),
+        )
 
     def _request(self, hook: OpenRouterHook, asked: Window, needed: Window) -> RankingsDaily:
         try:
@@ -311,7 +415,10 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
     def _remember(self, hook: OpenRouterHook, result: RankingsDaily) -> None:
         """Tell the sensors what this fetch proved (best effort: a lost update costs one probe later)."""
         as_of_memory.remember(
-            self.openrouter_conn_id, as_of_memory.SeenAsOf(result.meta.as_of, result.meta.end_date, hook.get_conn().base_url)
+            self.openrouter_conn_id,
+            as_of_memory.SeenAsOf(
+                result.meta.as_of, result.meta.end_date, hook.get_conn().base_url
+            ),
         )
 
 
@@ -338,7 +445,12 @@ class AppRankingsOperator(OpenRouterDatasetOperator):
     Other parameters as :class:`RankingsDailyOperator`.
     """
 
-    template_fields: Sequence[str] = (*OpenRouterDatasetOperator.template_fields, "sort", "category", "subcategory")
+    template_fields: Sequence[str] = (
+        *OpenRouterDatasetOperator.template_fields,
+        "sort",
+        "category",
+        "subcategory",
+    )
     dataset = APP_RANKINGS
     request_path = app_rankings.PATH
     ui_color = "#fef3e8"
@@ -355,13 +467,21 @@ class AppRankingsOperator(OpenRouterDatasetOperator):
         restatement_days: int = DEFAULT_RESTATEMENT_DAYS,
         **kwargs: Any,
     ) -> None:
-        for name, value in (("lookback_days", lookback_days), ("restatement_days", restatement_days)):
+        for name, value in (
+            ("lookback_days", lookback_days),
+            ("restatement_days", restatement_days),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidParameterError(
                     f"Task {kwargs.get('task_id', '?')!r}: {name}={value!r} must be a whole number of days >= 0."
                 )
         self.lookback_days, self.restatement_days = lookback_days, restatement_days
-        self.sort, self.category, self.subcategory, self.max_apps = sort, category, subcategory, max_apps
+        self.sort, self.category, self.subcategory, self.max_apps = (
+            sort,
+            category,
+            subcategory,
+            max_apps,
+        )
         if not any(templated(v) for v in (sort, category, subcategory)):
             try:
                 validate_app_params(sort, category, subcategory, max_apps)
@@ -389,26 +509,45 @@ class AppRankingsOperator(OpenRouterDatasetOperator):
         hook = OpenRouterHook(self.openrouter_conn_id)
         self.log.info(
             "Requesting OpenRouter app-rankings for %s: sort=%s category=%s subcategory=%s max_apps=%d via connection %r.",
-            window, self.sort, category or "all", subcategory or "all", self.max_apps, self.openrouter_conn_id,
+            window,
+            self.sort,
+            category or "all",
+            subcategory or "all",
+            self.max_apps,
+            self.openrouter_conn_id,
         )
         recheck = self._windows_to_recheck(base, window, category, subcategory)
         if recheck:
-            self.log.info("Lookback: re-checking %d landed non-final window(s) (%s): one request per page each.",
-                          len(recheck), ", ".join(str(w) for w, _ in recheck))
+            self.log.info(
+                "Lookback: re-checking %d landed non-final window(s) (%s): one request per page each.",
+                len(recheck),
+                ", ".join(str(w) for w, _ in recheck),
+            )
         with Landing(self, base) as landing:
             for days, current in [(window, None), *recheck]:
                 try:
-                    result = hook.get_app_rankings(days.start, days.end, self.sort, category, subcategory, self.max_apps)
+                    result = hook.get_app_rankings(
+                        days.start, days.end, self.sort, category, subcategory, self.max_apps
+                    )
                 except BadRequestError as exc:
                     raise self._translate_bad_request(exc, days) from exc
                 self._check_answer(result.meta, days)
                 if result.capped:
-                    self.log.warning("Reached the API's ceiling of 200 apps; apps ranked lower are not reachable.")
-                fetch = Fetch(days, dict(result.meta.raw), tuple(result.requests), datetime.now(timezone.utc))
+                    self.log.warning(
+                        "Reached the API's ceiling of 200 apps; apps ranked lower are not reachable."
+                    )
+                fetch = Fetch(
+                    days, dict(result.meta.raw), tuple(result.requests), datetime.now(timezone.utc)
+                )
                 key = app_rankings.partition_key(self.sort, category, subcategory, days)
                 final_after = day_complete_at(days.end, timedelta(days=self.restatement_days))
                 extra: dict[str, Any] = {
-                    "app_query": {"sort": self.sort, "category": category, "subcategory": subcategory, "max_apps": self.max_apps},
+                    "app_query": {
+                        "sort": self.sort,
+                        "category": category,
+                        "subcategory": subcategory,
+                        "max_apps": self.max_apps,
+                    },
                     "capped": result.capped,
                     "final": result.meta.as_of >= final_after,
                     "final_after": final_after.isoformat().replace("+00:00", "Z"),
@@ -417,17 +556,28 @@ class AppRankingsOperator(OpenRouterDatasetOperator):
                 if current and current.get("restated_at"):
                     extra["restated_at"] = current["restated_at"]
                 partition = landing.stage(
-                    key, [row.to_record() for row in result.rows], app_rankings.COLUMNS, fetch, days,
-                    manifest_extra=extra, lookback=current is not None,
+                    key,
+                    [row.to_record() for row in result.rows],
+                    app_rankings.COLUMNS,
+                    fetch,
+                    days,
+                    manifest_extra=extra,
+                    lookback=current is not None,
                     refresh=current is not None and current.get("final") != extra["final"],
                 )
                 if partition.status == "restated":
-                    landing.manifest_extra[key] = {**extra, "restated_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")}
+                    landing.manifest_extra[key] = {
+                        **extra,
+                        "restated_at": datetime.now(timezone.utc)
+                        .isoformat()
+                        .replace("+00:00", "Z"),
+                    }
             landing.commit(window)
         return self._report(context, window, landing, hook)
 
-    def _windows_to_recheck(self, base: Any, window: Window, category: str | None,
-                            subcategory: str | None) -> list[tuple[Window, dict[str, Any]]]:
+    def _windows_to_recheck(
+        self, base: Any, window: Window, category: str | None, subcategory: str | None
+    ) -> list[tuple[Window, dict[str, Any]]]:
         """Landed non-final windows of the run's length ending within ``lookback_days`` before it."""
         out: list[tuple[Window, dict[str, Any]]] = []
         step = timedelta(days=window.days)
@@ -447,10 +597,15 @@ class AppRankingsOperator(OpenRouterDatasetOperator):
             if current is None or current.get("final") is True:
                 continue
             try:
-                fetched_at = datetime.fromisoformat(str(current.get("fetched_at")).replace("Z", "+00:00"))
+                fetched_at = datetime.fromisoformat(
+                    str(current.get("fetched_at")).replace("Z", "+00:00")
+                )
             except ValueError:
                 fetched_at = None
-            if fetched_at is not None and datetime.now(timezone.utc) - fetched_at < APP_RECHECK_AFTER:
+            if (
+                fetched_at is not None
+                and datetime.now(timezone.utc) - fetched_at < APP_RECHECK_AFTER
+            ):
                 continue  # written by this backfill a moment ago: nothing new to learn yet
             out.append((previous, current))
         return out

@@ -44,7 +44,11 @@ class SeenAsOf:
         return self.as_of >= day_complete_at(target, settle) and self.end_date >= target
 
     def to_json(self) -> dict[str, str]:
-        return {"as_of": self.as_of.isoformat(), "end_date": self.end_date.isoformat(), "base_url": self.base_url}
+        return {
+            "as_of": self.as_of.isoformat(),
+            "end_date": self.end_date.isoformat(),
+            "base_url": self.base_url,
+        }
 
     @classmethod
     def from_json(cls, value: object) -> SeenAsOf | None:
@@ -82,7 +86,11 @@ def recall(openrouter_conn_id: str, base_url: str) -> SeenAsOf | None:
     try:
         stored = Variable.get(variable_key(openrouter_conn_id), default=None, deserialize_json=True)
     except Exception as exc:  # an unreadable memory only costs a probe
-        log.warning("Could not read Variable %s (%s); probing instead.", variable_key(openrouter_conn_id), exc)
+        log.warning(
+            "Could not read Variable %s (%s); probing instead.",
+            variable_key(openrouter_conn_id),
+            exc,
+        )
         return None
     seen = SeenAsOf.from_json(stored)
     if seen is None or seen.base_url != public_base_url(base_url):
@@ -98,7 +106,9 @@ def remember(openrouter_conn_id: str, seen: SeenAsOf) -> bool:
     current = recall(openrouter_conn_id, seen.base_url)
     if current is not None:
         # Days only ever become complete, so the newest as_of and the latest day served combine.
-        seen = SeenAsOf(max(seen.as_of, current.as_of), max(seen.end_date, current.end_date), seen.base_url)
+        seen = SeenAsOf(
+            max(seen.as_of, current.as_of), max(seen.end_date, current.end_date), seen.base_url
+        )
         if seen == current:
             return False
     try:
@@ -108,8 +118,14 @@ def remember(openrouter_conn_id: str, seen: SeenAsOf) -> bool:
             description="Highest meta.as_of seen by OpenRouterAsOfSensor for this connection (safe to delete).",
             serialize_json=True,
         )
-    except Exception as exc:  # never fail a sensor that has its proof because the memory is read-only
-        log.warning("Could not store Variable %s (%s); later runs will probe again.", variable_key(openrouter_conn_id), exc)
+    except (
+        Exception
+    ) as exc:  # never fail a sensor that has its proof because the memory is read-only
+        log.warning(
+            "Could not store Variable %s (%s); later runs will probe again.",
+            variable_key(openrouter_conn_id),
+            exc,
+        )
         return False
     return True
 
@@ -132,14 +148,20 @@ def _read_lease(openrouter_conn_id: str) -> dict[str, object] | None:
     try:
         raw = Variable.get(lease_key(openrouter_conn_id), default=None)
         lease = json.loads(raw) if isinstance(raw, str) else raw
-    except Exception:  # noqa: BLE001 - an unreadable lease is no lease
+    except Exception:
         return None
-    if isinstance(lease, dict) and isinstance(lease.get("expires"), (int, float)) and lease["expires"] > time.time():
+    if (
+        isinstance(lease, dict)
+        and isinstance(lease.get("expires"), (int, float))
+        and lease["expires"] > time.time()
+    ):
         return lease
     return None
 
 
-def try_probe_lease(openrouter_conn_id: str, seconds: float = LEASE_SECONDS, settle: float = LEASE_SETTLE_SECONDS) -> str | None:
+def try_probe_lease(
+    openrouter_conn_id: str, seconds: float = LEASE_SECONDS, settle: float = LEASE_SETTLE_SECONDS
+) -> str | None:
     """Claim the right to probe for this connection (so concurrent sensors of a backfill spend one
     probe, not one each); the token if won, None if another sensor holds it. Best effort: if the
     Variable cannot be written, every sensor probes for itself, as without the lease."""
@@ -149,10 +171,17 @@ def try_probe_lease(openrouter_conn_id: str, seconds: float = LEASE_SECONDS, set
         return None
     token = uuid.uuid4().hex
     try:
-        Variable.set(lease_key(openrouter_conn_id), json.dumps({"token": token, "expires": time.time() + seconds}),
-                     description="Single-flight lease of OpenRouterAsOfSensor probes (short-lived; safe to delete).")
-    except Exception as exc:  # noqa: BLE001
-        log.warning("Could not write Variable %s (%s); probing without the single-flight lease.", lease_key(openrouter_conn_id), exc)
+        Variable.set(
+            lease_key(openrouter_conn_id),
+            json.dumps({"token": token, "expires": time.time() + seconds}),
+            description="Single-flight lease of OpenRouterAsOfSensor probes (short-lived; safe to delete).",
+        )
+    except Exception as exc:
+        log.warning(
+            "Could not write Variable %s (%s); probing without the single-flight lease.",
+            lease_key(openrouter_conn_id),
+            exc,
+        )
         return token
     time.sleep(settle)
     current = _read_lease(openrouter_conn_id)
@@ -169,5 +198,5 @@ def release_probe_lease(openrouter_conn_id: str, token: str) -> None:
         return
     try:
         Variable.set(lease_key(openrouter_conn_id), json.dumps({"token": token, "expires": 0}))
-    except Exception:  # noqa: BLE001 - it expires by itself
+    except Exception:
         pass

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from airflow_provider_openrouter.api.datasets import (
@@ -366,7 +366,7 @@ def record_hook_input(hook: Any, base_url: str, path: str, parameters: Mapping[s
         try:
             from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
         except ImportError:
-            from airflow.sdk.lineage import get_hook_lineage_collector  # type: ignore[no-redef]
+            from airflow.sdk.lineage import get_hook_lineage_collector  # type: ignore[no-redef, unused-ignore]
         get_hook_lineage_collector().add_input_asset(
             context=hook,
             uri=asset_uri(base_url, path),
@@ -402,6 +402,7 @@ def asset_to_openlineage(asset: Asset, lineage_context: Any) -> Any:
         request_facet, _, _ = _facet_classes()
         # the request facet is an input facet; on a bare Dataset it travels with the dataset facets
         facets[REQUEST_FACET] = request_facet(
-            parameters=[dict(extra.get("parameters") or {})], baseUrl=extra.get("base_url")
+            parameters=[dict(cast("Mapping[str, Any]", extra.get("parameters") or {}))],
+            baseUrl=extra.get("base_url"),
         )
     return Dataset(namespace=f"https://{parts.netloc}", name=path, facets=facets)

@@ -12,14 +12,23 @@ Before ``day_complete_at(D, settle)`` no answer can prove it, so no request is m
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_openrouter.exceptions import BadRequestError, InvalidResponseError
-from airflow_provider_openrouter.api.datasets.rankings_daily import RankingsDaily, parse_rankings_daily
 from airflow_provider_openrouter.api.answers import parse_meta
-from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR, MAX_WINDOW_DAYS, Window, day_complete_at
+from airflow_provider_openrouter.api.datasets.rankings_daily import (
+    RankingsDaily,
+    parse_rankings_daily,
+)
+from airflow_provider_openrouter.exceptions import BadRequestError, InvalidResponseError
+from airflow_provider_openrouter.windows.intervals import (
+    DATASET_FLOOR,
+    MAX_WINDOW_DAYS,
+    Window,
+    day_complete_at,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -112,7 +121,9 @@ def probe_window(target: date, latest: date | None = None) -> Window:
     return Window(start, target)
 
 
-def evaluate_probe(payload: Any, target: date, settle: timedelta = timedelta(0), asked: Window | None = None) -> ProbeResult:
+def evaluate_probe(
+    payload: Any, target: date, settle: timedelta = timedelta(0), asked: Window | None = None
+) -> ProbeResult:
     """Judge a ``rankings-daily`` answer for ``asked`` (default ``probe_window(target)``).
 
     Raises :class:`InvalidResponseError` if the answer is malformed, so a broken API never
@@ -121,13 +132,20 @@ def evaluate_probe(payload: Any, target: date, settle: timedelta = timedelta(0),
     they are all a task may reuse, and the rest would cost a year's parsing.
     """
     if not isinstance(payload, Mapping) or not isinstance(payload.get("meta"), Mapping):
-        raise InvalidResponseError("Invalid response from OpenRouter: the probe's answer has no 'meta' object.", field="meta")
+        raise InvalidResponseError(
+            "Invalid response from OpenRouter: the probe's answer has no 'meta' object.",
+            field="meta",
+        )
     meta = parse_meta(payload["meta"])
     complete = meta.as_of >= day_complete_at(target, settle) and meta.end_date >= target
     own = probe_window(target)
     if complete and asked is not None and asked != own and isinstance(payload.get("data"), list):
         first, last = own.start.isoformat(), own.end.isoformat()
-        rows = [r for r in payload["data"] if not isinstance(r, Mapping) or first <= str(r.get("date")) <= last]
+        rows = [
+            r
+            for r in payload["data"]
+            if not isinstance(r, Mapping) or first <= str(r.get("date")) <= last
+        ]
         payload = {**payload, "data": rows}
     rankings = parse_rankings_daily(payload, asked or own) if complete else None
     return ProbeResult(target, complete, meta.as_of, meta.end_date, rankings)
@@ -143,7 +161,9 @@ def is_not_served_yet(error: BadRequestError) -> bool:
     return error.status == 400 and "date" in (error.api_message or "").lower()
 
 
-def next_probe_delay(now: datetime, complete_at: datetime, poke_interval: float, max_wait: float) -> float:
+def next_probe_delay(
+    now: datetime, complete_at: datetime, poke_interval: float, max_wait: float
+) -> float:
     """Seconds to wait before the next probe: stateless exponential backoff.
 
     Wait as long as the day has already been overdue (``now - complete_at``), at least
@@ -159,7 +179,9 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def probe_record(result: ProbeResult, base_url: str, openrouter_conn_id: str, fetched_at: datetime) -> dict[str, Any]:
+def probe_record(
+    result: ProbeResult, base_url: str, openrouter_conn_id: str, fetched_at: datetime
+) -> dict[str, Any]:
     """The XCom value of a successful probe: its validated rows and verbatim meta, no secrets.
 
     Layout (stable, documented): ``{"window": {"start", "end"}, "openrouter_conn_id", "base_url",
@@ -168,8 +190,12 @@ def probe_record(result: ProbeResult, base_url: str, openrouter_conn_id: str, fe
     """
     if result.rankings is None:
         raise ValueError("only a probe that proved its day complete is recorded")
-    window = probe_window(result.target)  # a wider answer keeps only these rows (all a task may reuse)
-    rows = [row.to_record() for row in result.rankings.rows if window.start <= row.date <= window.end]
+    window = probe_window(
+        result.target
+    )  # a wider answer keeps only these rows (all a task may reuse)
+    rows = [
+        row.to_record() for row in result.rankings.rows if window.start <= row.date <= window.end
+    ]
     return {
         "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
         "openrouter_conn_id": openrouter_conn_id,
@@ -182,16 +208,26 @@ def probe_record(result: ProbeResult, base_url: str, openrouter_conn_id: str, fe
     }
 
 
-def rankings_from_record(record: Any, window: Window, openrouter_conn_id: str, now: datetime | None = None,
-                         max_age: timedelta = PROBE_MAX_AGE) -> RankingsDaily | None:
+def rankings_from_record(
+    record: Any,
+    window: Window,
+    openrouter_conn_id: str,
+    now: datetime | None = None,
+    max_age: timedelta = PROBE_MAX_AGE,
+) -> RankingsDaily | None:
     """The validated answer held by a probe record, reduced to the rows of ``window``, if the probe's
     window contains ``window``; else ``None``. ``meta`` and ``requested`` stay the probe's."""
     if not isinstance(record, Mapping) or not isinstance(record.get("payload"), Mapping):
         return None
-    if record.get("openrouter_conn_id") != openrouter_conn_id or not isinstance(record.get("window"), Mapping):
+    if record.get("openrouter_conn_id") != openrouter_conn_id or not isinstance(
+        record.get("window"), Mapping
+    ):
         return None
     try:
-        probed = Window(date.fromisoformat(str(record["window"]["start"])), date.fromisoformat(str(record["window"]["end"])))
+        probed = Window(
+            date.fromisoformat(str(record["window"]["start"])),
+            date.fromisoformat(str(record["window"]["end"])),
+        )
     except (KeyError, ValueError):
         return None
     if not (probed.start <= window.start and window.end <= probed.end):
@@ -212,7 +248,9 @@ def rankings_from_record(record: Any, window: Window, openrouter_conn_id: str, n
     return RankingsDaily(meta=rankings.meta, rows=rows, requested=rankings.requested)
 
 
-def reusable_probe(context: Context, window: Window, openrouter_conn_id: str) -> RankingsDaily | None:
+def reusable_probe(
+    context: Context, window: Window, openrouter_conn_id: str
+) -> RankingsDaily | None:
     """The as_of sensor's probe answer if it holds every day the calling task needs, else ``None``.
 
     Looks at the XCom :data:`PROBE_XCOM_KEY` of the calling task's direct upstream tasks in the

@@ -10,7 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_openrouter.exceptions import InvalidParameterError
 from airflow_provider_openrouter.windows.intervals import DATASET_FLOOR, Window, days_for_interval
-from airflow_provider_openrouter.windows.partitions import PartitionSpec, days_for_partition, partition_spec
+from airflow_provider_openrouter.windows.partitions import (
+    PartitionSpec,
+    days_for_partition,
+    partition_spec,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
@@ -20,10 +24,18 @@ def partition_spec_of(timetable: Any) -> PartitionSpec | None:
     """The checked :class:`~airflow_provider_openrouter.windows.intervals.PartitionSpec` of a ``CronPartitionTimetable``
     (Task SDK or scheduler class); None for any other timetable. Raises
     :class:`InvalidParameterError` if its partitions are not whole UTC days."""
-    if timetable is None or not any(c.__name__ == "CronPartitionTimetable" for c in type(timetable).__mro__):
+    if timetable is None or not any(
+        c.__name__ == "CronPartitionTimetable" for c in type(timetable).__mro__
+    ):
         return None
+
     def attr(name: str) -> Any:
-        return getattr(timetable, name, None) if hasattr(timetable, name) else getattr(timetable, "_" + name, None)
+        return (
+            getattr(timetable, name, None)
+            if hasattr(timetable, name)
+            else getattr(timetable, "_" + name, None)
+        )
+
     return partition_spec(attr("expression"), attr("timezone"), attr("key_format"))
 
 
@@ -56,7 +68,9 @@ def run_days(context: Context, no_window: str, floor: date | None = DATASET_FLOO
     if is_partitioned_run(context):
         dag = context.get("dag") or getattr(context.get("task"), "dag", None)
         spec = partition_spec_of(getattr(dag, "timetable", None))
-        return days_for_partition(context.get("partition_key"), context.get("partition_date"), spec, floor)
+        return days_for_partition(
+            context.get("partition_key"), context.get("partition_date"), spec, floor
+        )
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is None or end is None:
         raise InvalidParameterError(no_window)

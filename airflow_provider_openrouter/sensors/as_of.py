@@ -10,18 +10,36 @@ request can prove that earlier, so none is made earlier.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_openrouter.compat import AirflowException, AirflowSensorTimeout, AirflowSkipException, conf
-from airflow_provider_openrouter.runtime import probe
-from airflow_provider_openrouter.exceptions import InvalidParameterError, InvalidResponseError, OpenRouterError
+from airflow_provider_openrouter.compat import (
+    AirflowException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    conf,
+)
+from airflow_provider_openrouter.exceptions import (
+    InvalidParameterError,
+    InvalidResponseError,
+    OpenRouterError,
+)
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
-from airflow_provider_openrouter.runtime import as_of_memory
-from airflow_provider_openrouter.triggers.as_of import ERROR, SUCCESS, TIMEOUT, OpenRouterAsOfTrigger
-from airflow_provider_openrouter.runtime.run_window import check_partition_schedule, is_partitioned_run, run_days
+from airflow_provider_openrouter.runtime import as_of_memory, probe
+from airflow_provider_openrouter.runtime.run_window import (
+    check_partition_schedule,
+    is_partitioned_run,
+    run_days,
+)
+from airflow_provider_openrouter.triggers.as_of import (
+    ERROR,
+    SUCCESS,
+    TIMEOUT,
+    OpenRouterAsOfTrigger,
+)
 from airflow_provider_openrouter.windows.intervals import day_complete_at
 
 if TYPE_CHECKING:
@@ -93,14 +111,22 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
     def target_day(self, context: Context) -> date:
         """The last UTC day of the run's window (its partition, or else its data interval, as the
         operators resolve it); skips the task if the window precedes the dataset."""
-        window = run_days(context, (
-            "This DAG run has no data interval and no partition, so there is no day to wait for; trigger it "
-            "with a logical date on a timetable with data intervals, or schedule it on a CronPartitionTimetable."
-        ))
+        window = run_days(
+            context,
+            (
+                "This DAG run has no data interval and no partition, so there is no day to wait for; trigger it "
+                "with a logical date on a timetable with data intervals, or schedule it on a CronPartitionTimetable."
+            ),
+        )
         if window is None:
-            where = (f"partition {context.get('partition_key')!r}" if is_partitioned_run(context) else
-                     f"data interval {context.get('data_interval_start')}..{context.get('data_interval_end')}")
-            raise AirflowSkipException(f"The {where} lies before OpenRouter's first day: nothing to wait for.")
+            where = (
+                f"partition {context.get('partition_key')!r}"
+                if is_partitioned_run(context)
+                else f"data interval {context.get('data_interval_start')}..{context.get('data_interval_end')}"
+            )
+            raise AirflowSkipException(
+                f"The {where} lies before OpenRouter's first day: nothing to wait for."
+            )
         return window.end
 
     def _get_hook(self) -> OpenRouterHook:
@@ -112,13 +138,23 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
         seen = as_of_memory.recall(self.openrouter_conn_id, self._get_hook().get_conn().base_url)
         return seen if seen is not None and seen.proves(target, self.settle) else None
 
-    def _summary(self, target: date, as_of: str | None, end_date: str | None, probes: int, proof: str) -> dict[str, Any]:
-        return {"target_day": target.isoformat(), "as_of": as_of, "end_date": end_date, "probes": probes, "proof": proof}
+    def _summary(
+        self, target: date, as_of: str | None, end_date: str | None, probes: int, proof: str
+    ) -> dict[str, Any]:
+        return {
+            "target_day": target.isoformat(),
+            "as_of": as_of,
+            "end_date": end_date,
+            "probes": probes,
+            "proof": proof,
+        }
 
     def _memory_summary(self, target: date, seen: as_of_memory.SeenAsOf) -> dict[str, Any]:
         self.log.info(
             "%s was already proven complete (as_of %s remembered for connection %r): no request made.",
-            target, seen.as_of.isoformat(), self.openrouter_conn_id,
+            target,
+            seen.as_of.isoformat(),
+            self.openrouter_conn_id,
         )
         return self._summary(target, seen.as_of.isoformat(), seen.end_date.isoformat(), 0, "memory")
 
@@ -132,7 +168,10 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
         self._deadline = started + timedelta(seconds=self.timeout)
         self.log.info(
             "Waiting for OpenRouter to prove %s complete (as_of >= %s, end_date >= %s); deadline %s.",
-            target, complete_at.isoformat(), target, self._deadline.isoformat(),
+            target,
+            complete_at.isoformat(),
+            target,
+            self._deadline.isoformat(),
         )
         try:
             if not self.deferrable:
@@ -151,8 +190,11 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
         finally:
             if self._hook is not None:
                 if not self._reported:
-                    self.log.info("Spent %d probe(s), %d HTTP request(s) of the account's daily quota in this try.",
-                                  self._probes, self._hook.request_count)
+                    self.log.info(
+                        "Spent %d probe(s), %d HTTP request(s) of the account's daily quota in this try.",
+                        self._probes,
+                        self._hook.request_count,
+                    )
                 self._hook.close()
                 self._hook = None
 
@@ -161,8 +203,14 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
         now = probe.utcnow()
         not_before = self._not_before
         if not_before is None and self._probes:
-            not_before = now + timedelta(seconds=probe.next_probe_delay(
-                now, day_complete_at(target, self.settle), self.poke_interval, self.max_wait_seconds))
+            not_before = now + timedelta(
+                seconds=probe.next_probe_delay(
+                    now,
+                    day_complete_at(target, self.settle),
+                    self.poke_interval,
+                    self.max_wait_seconds,
+                )
+            )
         trigger = OpenRouterAsOfTrigger(
             openrouter_conn_id=self.openrouter_conn_id,
             target_day=target.isoformat(),
@@ -173,9 +221,16 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
             not_before=not_before.isoformat() if not_before else None,
             prior_probes=self._probes,
         )
-        self.log.info("Deferring to the triggerer until %s is proven complete or %s.", target, self._deadline.isoformat())
-        self.defer(trigger=trigger, method_name="execute_complete",
-                   timeout=max(self._deadline - now, timedelta(0)) + _DEFERRAL_GRACE)
+        self.log.info(
+            "Deferring to the triggerer until %s is proven complete or %s.",
+            target,
+            self._deadline.isoformat(),
+        )
+        self.defer(
+            trigger=trigger,
+            method_name="execute_complete",
+            timeout=max(self._deadline - now, timedelta(0)) + _DEFERRAL_GRACE,
+        )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """One check in non-deferrable mode: memory first, then the clock, then (maybe) a probe."""
@@ -193,7 +248,11 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
             )
         if now < complete_at:
             self._not_before = complete_at
-            self.log.info("No request can prove %s before %s; waiting without one.", target, complete_at.isoformat())
+            self.log.info(
+                "No request can prove %s before %s; waiting without one.",
+                target,
+                complete_at.isoformat(),
+            )
             return False
         if self._not_before is not None and now < self._not_before:
             return False
@@ -216,11 +275,15 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
             wait = (self._not_before - now).total_seconds()
         else:
             complete_at = day_complete_at(self._target or now.date(), self.settle)
-            wait = probe.next_probe_delay(now, complete_at, self.poke_interval, self.max_wait_seconds)
+            wait = probe.next_probe_delay(
+                now, complete_at, self.poke_interval, self.max_wait_seconds
+            )
         remaining = self.timeout - run_duration()
         return max(0.0, min(wait, remaining))
 
-    def _probe_single_flight(self, context: Context, target: date) -> probe.ProbeResult | as_of_memory.SeenAsOf | None:
+    def _probe_single_flight(
+        self, context: Context, target: date
+    ) -> probe.ProbeResult | as_of_memory.SeenAsOf | None:
         """Probe, one sensor of the connection at a time: concurrent sensors (a backfill's first runs)
         wait for the lease holder's probe, whose answer usually proves their day too (the memory);
         they probe themselves only if it did not, or if the holder is gone."""
@@ -261,30 +324,42 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
             return None
         if isinstance(outcome, probe.NotServedYet):
             if probe.probe_window(target, latest) != probe.probe_window(target):
-                self._narrow = True  # the newest days are not served: ask for the target's own days next
-            self.log.info("Probe %d: %s (%s).", self._probes, outcome.result.describe(), outcome.api_message)
+                self._narrow = (
+                    True  # the newest days are not served: ask for the target's own days next
+                )
+            self.log.info(
+                "Probe %d: %s (%s).", self._probes, outcome.result.describe(), outcome.api_message
+            )
             return outcome.result
         result = outcome.result
         self.log.info("Probe %d: %s.", self._probes, result.describe())
         if result.as_of is not None and result.end_date is not None:
             as_of_memory.remember(
-                self.openrouter_conn_id, as_of_memory.SeenAsOf(result.as_of, result.end_date, hook.get_conn().base_url)
+                self.openrouter_conn_id,
+                as_of_memory.SeenAsOf(result.as_of, result.end_date, hook.get_conn().base_url),
             )
         return result
 
     def _succeed(self, context: Context, target: date, result: probe.ProbeResult) -> dict[str, Any]:
         hook = self._get_hook()
         record = probe.probe_record(
-            result, as_of_memory.public_base_url(hook.get_conn().base_url), self.openrouter_conn_id, probe.utcnow()
+            result,
+            as_of_memory.public_base_url(hook.get_conn().base_url),
+            self.openrouter_conn_id,
+            probe.utcnow(),
         )
         context["ti"].xcom_push(key=probe.PROBE_XCOM_KEY, value=record)
         self.log.info(
             "%s is complete. Spent %d probe(s), %d HTTP request(s) of the account's daily quota.",
-            target, self._probes, hook.request_count,
+            target,
+            self._probes,
+            hook.request_count,
         )
         self._reported = True
         assert result.as_of is not None and result.end_date is not None
-        return self._summary(target, result.as_of.isoformat(), result.end_date.isoformat(), self._probes, "probe")
+        return self._summary(
+            target, result.as_of.isoformat(), result.end_date.isoformat(), self._probes, "probe"
+        )
 
     # ------------------------------------------------------------------ resume
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
@@ -296,17 +371,26 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
             as_of_memory.remember(
                 self.openrouter_conn_id,
                 as_of_memory.SeenAsOf(
-                    datetime.fromisoformat(checked["as_of"]), date.fromisoformat(checked["end_date"]), base_url
+                    datetime.fromisoformat(checked["as_of"]),
+                    date.fromisoformat(checked["end_date"]),
+                    base_url,
                 ),
             )
-        self.log.info("Trigger reported %s: %s. Probes spent: %d (%d HTTP request(s) in the triggerer).",
-                      checked["status"], checked["message"], checked["probes"], checked["requests"])
+        self.log.info(
+            "Trigger reported %s: %s. Probes spent: %d (%d HTTP request(s) in the triggerer).",
+            checked["status"],
+            checked["message"],
+            checked["probes"],
+            checked["requests"],
+        )
         if checked["status"] == TIMEOUT:
             raise AirflowSensorTimeout(f"Sensor timed out: {checked['message']}")
         if checked["status"] == ERROR:
             raise OpenRouterError(f"The as_of probe failed: {checked['message']}")
         context["ti"].xcom_push(key=probe.PROBE_XCOM_KEY, value=checked["probe"])
-        return self._summary(target, checked["as_of"], checked["end_date"], checked["probes"], "probe")
+        return self._summary(
+            target, checked["as_of"], checked["end_date"], checked["probes"], "probe"
+        )
 
 
 def validate_event(event: Any, target: date, settle: timedelta = timedelta(0)) -> dict[str, Any]:
@@ -315,8 +399,11 @@ def validate_event(event: Any, target: date, settle: timedelta = timedelta(0)) -
     A ``success`` must carry a probe record whose payload, re-validated here, proves ``target``
     complete; an event for another day is rejected.
     """
+
     def bad(why: str) -> AirflowException:
-        return AirflowException(f"Invalid event from OpenRouterAsOfTrigger ({why}); the sensor cannot trust it.")
+        return AirflowException(
+            f"Invalid event from OpenRouterAsOfTrigger ({why}); the sensor cannot trust it."
+        )
 
     if not isinstance(event, Mapping):
         raise bad(f"expected a dict, got {type(event).__name__}")
@@ -326,13 +413,26 @@ def validate_event(event: Any, target: date, settle: timedelta = timedelta(0)) -
     if event.get("target_day") != target.isoformat():
         raise bad(f"it is for day {event.get('target_day')!r}, this run waits for {target}")
     probes, requests = event.get("probes"), event.get("requests", 0)
-    if not isinstance(probes, int) or isinstance(probes, bool) or probes < 0 or not isinstance(requests, int):
+    if (
+        not isinstance(probes, int)
+        or isinstance(probes, bool)
+        or probes < 0
+        or not isinstance(requests, int)
+    ):
         raise bad(f"probes={probes!r}, requests={requests!r}")
     message = event.get("message")
     if not isinstance(message, str):
         raise bad("no message")
-    checked = {"status": status, "message": message, "probes": probes, "requests": requests,
-               "as_of": None, "end_date": None, "base_url": event.get("base_url"), "probe": None}
+    checked = {
+        "status": status,
+        "message": message,
+        "probes": probes,
+        "requests": requests,
+        "as_of": None,
+        "end_date": None,
+        "base_url": event.get("base_url"),
+        "probe": None,
+    }
     try:
         if event.get("as_of") is not None:
             as_of = datetime.fromisoformat(str(event["as_of"]))
@@ -353,8 +453,13 @@ def validate_event(event: Any, target: date, settle: timedelta = timedelta(0)) -
     except InvalidResponseError as exc:
         raise bad(f"its probe does not validate: {exc}") from None
     window = probe.probe_window(target)
-    if not result.complete or record.get("window") != {"start": window.start.isoformat(), "end": window.end.isoformat()}:
+    if not result.complete or record.get("window") != {
+        "start": window.start.isoformat(),
+        "end": window.end.isoformat(),
+    }:
         raise bad(f"its probe does not prove {target} complete ({result.describe()})")
     assert result.as_of is not None and result.end_date is not None
-    checked.update(as_of=result.as_of.isoformat(), end_date=result.end_date.isoformat(), probe=dict(record))
+    checked.update(
+        as_of=result.as_of.isoformat(), end_date=result.end_date.isoformat(), probe=dict(record)
+    )
     return checked

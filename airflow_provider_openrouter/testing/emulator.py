@@ -48,16 +48,19 @@ SESSION_COST = API_PREFIX + "/datasets/session-cost"
 SESSION_COST_MAX_LIMIT = 500
 SESSION_COST_MAX_OFFSET = 5000
 FAULT_KINDS = frozenset(
-    {"500", "503", "502_html", "truncated", "reset", "slow", "429", "bad_json", "payload"})
+    {"500", "503", "502_html", "truncated", "reset", "slow", "429", "bad_json", "payload"}
+)
 RETRY_AFTER_FORMATS = ("seconds", "http-date", None)
 SORTS = ("popular", "trending")
 MAX_SPAN_DAYS = 366
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _INT_RE = re.compile(r"[0-9]+")
 _UNSET: Any = object()
-_HTML_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-             b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
-             b"</body>\r\n</html>\r\n")
+_HTML_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
 
 
 class ApiError(Exception):
@@ -91,8 +94,9 @@ def _json_reply(status: int, obj: Any, headers: dict[str, str] | None = None) ->
 
 
 def _error_reply(status: int, message: str, headers: dict[str, str] | None = None) -> _Reply:
-    return _json_reply(status, {"error": {"code": status, "message": message, "metadata": None}},
-                       headers)
+    return _json_reply(
+        status, {"error": {"code": status, "message": message, "metadata": None}}, headers
+    )
 
 
 def _mask_key(key: str) -> str:
@@ -114,7 +118,9 @@ def _parse_int(name: str, raw: str | None, default: int, low: int, high: int) ->
     if raw is None:
         return default
     if not _INT_RE.fullmatch(raw) or not low <= int(raw) <= high:
-        raise ApiError(400, f"Invalid {name}: expected an integer from {low} to {high}, got {raw!r}")
+        raise ApiError(
+            400, f"Invalid {name}: expected an integer from {low} to {high}, got {raw!r}"
+        )
     return int(raw)
 
 
@@ -155,16 +161,22 @@ class Emulator:
     logged with it (decoded JSON) under ``"body"``.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0,
-                 api_keys: tuple[str, ...] | list[str] = (DEFAULT_KEY,),
-                 rpm: int | None = 30, daily_limit: int | None = 500,
-                 retry_after: str | None = "seconds", now: datetime | None = None,
-                 ingest_lag: timedelta = timedelta(0),
-                 management_keys: tuple[str, ...] | list[str] = (DEFAULT_MANAGEMENT_KEY,),
-                 analytics_timeout_span: timedelta | None = None,
-                 session_cost_cells: int = dataset.SESSION_COST_CELLS,
-                 session_cost_published: bool = True,
-                 session_cost_publish_lag: timedelta = timedelta(hours=2)) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_keys: tuple[str, ...] | list[str] = (DEFAULT_KEY,),
+        rpm: int | None = 30,
+        daily_limit: int | None = 500,
+        retry_after: str | None = "seconds",
+        now: datetime | None = None,
+        ingest_lag: timedelta = timedelta(0),
+        management_keys: tuple[str, ...] | list[str] = (DEFAULT_MANAGEMENT_KEY,),
+        analytics_timeout_span: timedelta | None = None,
+        session_cost_cells: int = dataset.SESSION_COST_CELLS,
+        session_cost_published: bool = True,
+        session_cost_publish_lag: timedelta = timedelta(hours=2),
+    ) -> None:
         self.host = host
         self._port = port
         self.api_keys = frozenset(api_keys)
@@ -188,8 +200,11 @@ class Emulator:
         self.session_cost_cells = dataset.SESSION_COST_CELLS
         self.session_cost_published = True
         self.session_cost_publish_lag = timedelta(hours=2)
-        self.set_session_cost(cells=session_cost_cells, published=session_cost_published,
-                              publish_lag=session_cost_publish_lag)
+        self.set_session_cost(
+            cells=session_cost_cells,
+            published=session_cost_published,
+            publish_lag=session_cost_publish_lag,
+        )
         if now is not None:
             self.set_now(now)
         self._server: _Server | None = None
@@ -203,8 +218,12 @@ class Emulator:
             return self
         self._server = _Server((self.host, self._port), _Handler)
         self._server.emulator = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name=f"openrouter-emulator-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"openrouter-emulator-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -273,13 +292,22 @@ class Emulator:
 
     # ------------------------------------------------------------ limits and faults
 
-    def set_limits(self, *, rpm: int | None = _UNSET, daily_limit: int | None = _UNSET,
-                   retry_after: str | None = _UNSET) -> None:
+    def set_limits(
+        self,
+        *,
+        rpm: int | None = _UNSET,
+        daily_limit: int | None = _UNSET,
+        retry_after: str | None = _UNSET,
+    ) -> None:
         """Change any of the rate-limit settings (omitted ones are kept)."""
         if retry_after is not _UNSET and retry_after not in RETRY_AFTER_FORMATS:
             raise ValueError(f"retry_after must be one of {RETRY_AFTER_FORMATS}")
         for value in (rpm, daily_limit):
-            if value is not _UNSET and value is not None and (not isinstance(value, int) or value < 1):
+            if (
+                value is not _UNSET
+                and value is not None
+                and (not isinstance(value, int) or value < 1)
+            ):
                 raise ValueError("limits must be positive integers or None")
         with self._lock:
             if rpm is not _UNSET:
@@ -289,7 +317,9 @@ class Emulator:
             if retry_after is not _UNSET:
                 self.retry_after = retry_after
 
-    def inject(self, kind: str, times: int | None = 1, path: str | None = None, **opts: Any) -> None:
+    def inject(
+        self, kind: str, times: int | None = 1, path: str | None = None, **opts: Any
+    ) -> None:
         """Queue a fault for the next ``times`` API requests whose path ends with ``path``.
 
         Kinds: "500", "503", "502_html", "truncated", "reset", "slow" (``seconds=``),
@@ -307,13 +337,22 @@ class Emulator:
         with self._lock:
             self._faults.append(_Fault(kind, times, path, dict(opts)))
 
-    def set_session_cost(self, *, cells: int | None = None, published: bool | None = None,
-                         publish_lag: timedelta | None = None) -> None:
+    def set_session_cost(
+        self,
+        *,
+        cells: int | None = None,
+        published: bool | None = None,
+        publish_lag: timedelta | None = None,
+    ) -> None:
         """Change the session-cost snapshots: cell count, published or not, publication lag."""
         most = len(dataset.HARNESSES) * dataset.SESSION_COST_MODELS * len(dataset.TURN_RANGES)
-        if cells is not None and (isinstance(cells, bool) or not isinstance(cells, int) or not 0 <= cells <= most):
+        if cells is not None and (
+            isinstance(cells, bool) or not isinstance(cells, int) or not 0 <= cells <= most
+        ):
             raise ValueError(f"cells must be an integer from 0 to {most}")
-        if publish_lag is not None and (not isinstance(publish_lag, timedelta) or publish_lag < timedelta(0)):
+        if publish_lag is not None and (
+            not isinstance(publish_lag, timedelta) or publish_lag < timedelta(0)
+        ):
             raise ValueError("publish_lag must be a non-negative timedelta")
         with self._lock:
             if cells is not None:
@@ -328,8 +367,11 @@ class Emulator:
         if not self.session_cost_published:
             return None
         first = dataset.SESSION_COST_FIRST_END
-        since = self.as_of() - datetime.combine(first + timedelta(days=1), datetime.min.time(), timezone.utc) \
+        since = (
+            self.as_of()
+            - datetime.combine(first + timedelta(days=1), datetime.min.time(), timezone.utc)
             - self.session_cost_publish_lag
+        )
         if since < timedelta(0):
             return None
         return first + timedelta(days=7 * (since // timedelta(days=7)))
@@ -360,9 +402,12 @@ class Emulator:
 
     def request_count(self, path_suffix: str | None = None, status: int | None = None) -> int:
         """Number of logged requests matching a path suffix and/or a status."""
-        return sum(1 for e in self.requests
-                   if (path_suffix is None or e["path"].endswith(path_suffix))
-                   and (status is None or e["status"] == status))
+        return sum(
+            1
+            for e in self.requests
+            if (path_suffix is None or e["path"].endswith(path_suffix))
+            and (status is None or e["status"] == status)
+        )
 
     def clear_log(self) -> None:
         with self._lock:
@@ -370,8 +415,9 @@ class Emulator:
 
     # ------------------------------------------------------------ request handling
 
-    def _handle_api(self, method: str, path: str, params: dict[str, str],
-                    headers: Any, body: bytes = b"") -> tuple[_Reply, str | None, float]:
+    def _handle_api(
+        self, method: str, path: str, params: dict[str, str], headers: Any, body: bytes = b""
+    ) -> tuple[_Reply, str | None, float]:
         """Answer one API request; returns (reply, fault kind, seconds to sleep first)."""
         fault = self._take_fault(path)
         if fault is not None and fault.kind != "slow":
@@ -388,8 +434,11 @@ class Emulator:
                 raise ApiError(405, f"Method {method} not allowed")
             if path == API_PREFIX + "/key":
                 return self._key_reply(key), kind, delay
-            if path not in (API_PREFIX + "/datasets/rankings-daily",
-                            API_PREFIX + "/datasets/app-rankings", SESSION_COST):
+            if path not in (
+                API_PREFIX + "/datasets/rankings-daily",
+                API_PREFIX + "/datasets/app-rankings",
+                SESSION_COST,
+            ):
                 raise ApiError(404, "Not Found")
             self._check_and_count(key)
             if path == SESSION_COST:
@@ -421,15 +470,20 @@ class Emulator:
             return _Reply(502, _HTML_502, content_type="text/html")
         if kind == "429":
             value = opts.get("retry_after")
-            return _error_reply(429, opts.get("message", "Rate limit exceeded"),
-                                {} if value is None else {"Retry-After": str(value)})
+            return _error_reply(
+                429,
+                opts.get("message", "Rate limit exceeded"),
+                {} if value is None else {"Retry-After": str(value)},
+            )
         if kind == "bad_json":
             return _Reply(200, b'{"data": [')
         if kind == "payload":
             return _json_reply(int(opts.get("status", 200)), opts["body"])
         if kind == "truncated":
-            body = (b'{"data":[{"date":"2025-01-01","model_permaslug":"openai/gpt-4o-2024-05-13",'
-                    b'"total_tokens":"1234')
+            body = (
+                b'{"data":[{"date":"2025-01-01","model_permaslug":"openai/gpt-4o-2024-05-13",'
+                b'"total_tokens":"1234'
+            )
             return _Reply(200, body, declared_length=len(body) + 4096)
         return _Reply(None)  # reset
 
@@ -450,17 +504,24 @@ class Emulator:
             if self._day != now.date():
                 self._day, self._day_count = now.date(), 0
             if self.daily_limit is not None and self._day_count >= self.daily_limit:
-                midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(),
-                                            timezone.utc)
-                raise ApiError(429, f"Daily request limit exceeded: {self.daily_limit} requests per day",
-                               self._retry_after_header((midnight - now).total_seconds()))
+                midnight = datetime.combine(
+                    now.date() + timedelta(days=1), datetime.min.time(), timezone.utc
+                )
+                raise ApiError(
+                    429,
+                    f"Daily request limit exceeded: {self.daily_limit} requests per day",
+                    self._retry_after_header((midnight - now).total_seconds()),
+                )
             window = self._minute.setdefault(key, deque())
             while window and window[0] <= mono - 60:
                 window.popleft()
             if self.rpm is not None and len(window) >= self.rpm:
                 wait = window[len(window) - self.rpm] + 60 - mono
-                raise ApiError(429, f"Rate limit exceeded: {self.rpm} requests per minute",
-                               self._retry_after_header(wait))
+                raise ApiError(
+                    429,
+                    f"Rate limit exceeded: {self.rpm} requests per minute",
+                    self._retry_after_header(wait),
+                )
             window.append(mono)
             self._day_count += 1
 
@@ -474,10 +535,20 @@ class Emulator:
         return {}
 
     def _key_reply(self, key: str) -> _Reply:
-        return _json_reply(200, {"data": {
-            "label": _mask_key(key), "limit": None, "usage": 0, "limit_remaining": None,
-            "is_free_tier": False, "is_provisioning_key": key in self.management_keys,
-            "rate_limit": {"requests": self.rpm or -1, "interval": "60s"}}})
+        return _json_reply(
+            200,
+            {
+                "data": {
+                    "label": _mask_key(key),
+                    "limit": None,
+                    "usage": 0,
+                    "limit_remaining": None,
+                    "is_free_tier": False,
+                    "is_provisioning_key": key in self.management_keys,
+                    "rate_limit": {"requests": self.rpm or -1, "interval": "60s"},
+                }
+            },
+        )
 
     def _window(self, params: dict[str, str]) -> tuple[date, date]:
         """Resolve start_date/end_date with the API's defaults, clamping and checks."""
@@ -490,16 +561,26 @@ class Emulator:
         start = end - timedelta(days=30) if start is None else start
         start = max(start, dataset.FLOOR)
         if start > end:
-            raise ApiError(400, f"Invalid date window: start_date {start} is after end_date {end} "
-                                f"(the last complete day is {last})")
+            raise ApiError(
+                400,
+                f"Invalid date window: start_date {start} is after end_date {end} "
+                f"(the last complete day is {last})",
+            )
         if (end - start).days + 1 > MAX_SPAN_DAYS:
-            raise ApiError(400, f"Invalid date window: {(end - start).days + 1} days from start_date "
-                                f"to end_date, at most {MAX_SPAN_DAYS} allowed")
+            raise ApiError(
+                400,
+                f"Invalid date window: {(end - start).days + 1} days from start_date "
+                f"to end_date, at most {MAX_SPAN_DAYS} allowed",
+            )
         return start, end
 
     def _meta(self, start: date, end: date) -> dict[str, str]:
-        return {"as_of": _format_as_of(self.as_of()),
-                "start_date": start.isoformat(), "end_date": end.isoformat(), "version": "v1"}
+        return {
+            "as_of": _format_as_of(self.as_of()),
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
+            "version": "v1",
+        }
 
     def _rankings_daily(self, params: dict[str, str]) -> dict[str, Any]:
         start, end = self._window(params)
@@ -516,22 +597,40 @@ class Emulator:
             raise ApiError(400, f"Invalid sort: expected one of {', '.join(SORTS)}, got {sort!r}")
         category, subcategory = params.get("category"), params.get("subcategory")
         if category is not None and category not in dataset.CATEGORIES:
-            raise ApiError(400, f"Invalid category: expected one of {', '.join(dataset.CATEGORIES)}, "
-                                f"got {category!r}")
+            raise ApiError(
+                400,
+                f"Invalid category: expected one of {', '.join(dataset.CATEGORIES)}, "
+                f"got {category!r}",
+            )
         if subcategory is not None and subcategory not in dataset.SUBCATEGORIES:
-            raise ApiError(400, f"Invalid subcategory: expected one of "
-                                f"{', '.join(dataset.SUBCATEGORIES)}, got {subcategory!r}")
-        if category is not None and subcategory is not None \
-                and dataset.SUBCATEGORIES[subcategory] != category:
-            raise ApiError(400, f"Invalid subcategory: {subcategory!r} does not belong to category "
-                                f"{category!r}")
+            raise ApiError(
+                400,
+                f"Invalid subcategory: expected one of "
+                f"{', '.join(dataset.SUBCATEGORIES)}, got {subcategory!r}",
+            )
+        if (
+            category is not None
+            and subcategory is not None
+            and dataset.SUBCATEGORIES[subcategory] != category
+        ):
+            raise ApiError(
+                400,
+                f"Invalid subcategory: {subcategory!r} does not belong to category {category!r}",
+            )
         limit = _parse_int("limit", params.get("limit"), 50, 1, 100)
         offset = _parse_int("offset", params.get("offset"), 0, 0, 100)
         with self._lock:
             versions = dict(self._versions)
-        rows = dataset.app_rankings_rows(start, end, sort=sort, category=category,
-                                         subcategory=subcategory, limit=limit, offset=offset,
-                                         versions=versions)
+        rows = dataset.app_rankings_rows(
+            start,
+            end,
+            sort=sort,
+            category=category,
+            subcategory=subcategory,
+            limit=limit,
+            offset=offset,
+            versions=versions,
+        )
         return {"data": rows, "meta": self._meta(start, end)}
 
     def _session_cost(self, params: dict[str, str]) -> dict[str, Any]:
@@ -543,18 +642,24 @@ class Emulator:
                 raise ApiError(400, f"Invalid {name}: must not be empty")
             filters[name] = value
         if filters["turn_range"] is not None and filters["turn_range"] not in dataset.TURN_RANGES:
-            raise ApiError(400, f"Invalid turn_range: expected one of {', '.join(dataset.TURN_RANGES)}, "
-                                f"got {filters['turn_range']!r}")
+            raise ApiError(
+                400,
+                f"Invalid turn_range: expected one of {', '.join(dataset.TURN_RANGES)}, "
+                f"got {filters['turn_range']!r}",
+            )
         limit = _parse_int("limit", params.get("limit"), 100, 1, SESSION_COST_MAX_LIMIT)
         offset = _parse_int("offset", params.get("offset"), 0, 0, SESSION_COST_MAX_OFFSET)
         end = self.session_cost_window_end()
-        meta = {"as_of": _format_as_of(self.as_of()), "version": "v1",
-                "window_days": None if end is None else dataset.SESSION_COST_WINDOW_DAYS,
-                "window_end_date": None if end is None else end.isoformat()}
+        meta = {
+            "as_of": _format_as_of(self.as_of()),
+            "version": "v1",
+            "window_days": None if end is None else dataset.SESSION_COST_WINDOW_DAYS,
+            "window_end_date": None if end is None else end.isoformat(),
+        }
         if end is None:
             return {"data": [], "meta": meta}
         rows = dataset.session_cost_rows(end, self.session_cost_cells, **filters)
-        return {"data": rows[offset:offset + limit], "meta": meta}
+        return {"data": rows[offset : offset + limit], "meta": meta}
 
     def _analytics(self, method: str, path: str, key: str, body: bytes) -> _Reply:
         """``GET /analytics/meta`` and ``POST /analytics/query``: management keys only."""
@@ -581,22 +686,39 @@ class Emulator:
 
     def _handle_control(self, method: str, path: str, body: bytes) -> _Reply:
         """The unauthenticated ``/_emulator/*`` endpoints."""
-        name = path[len(CONTROL_PREFIX):]
+        name = path[len(CONTROL_PREFIX) :]
         if method == "GET" and name == "/requests":
             return _json_reply(200, {"requests": self.requests})
         if method == "GET" and name == "/analytics":
             span = self.analytics_timeout_span
-            return _json_reply(200, {"timeout_span_seconds": None if span is None else span.total_seconds(),
-                                     "management_keys": len(self.management_keys)})
+            return _json_reply(
+                200,
+                {
+                    "timeout_span_seconds": None if span is None else span.total_seconds(),
+                    "management_keys": len(self.management_keys),
+                },
+            )
         if method == "GET" and name == "/session_cost":
             end = self.session_cost_window_end()
-            return _json_reply(200, {"published": self.session_cost_published, "cells": self.session_cost_cells,
-                                     "publish_lag_seconds": self.session_cost_publish_lag.total_seconds(),
-                                     "window_end_date": None if end is None else end.isoformat()})
+            return _json_reply(
+                200,
+                {
+                    "published": self.session_cost_published,
+                    "cells": self.session_cost_cells,
+                    "publish_lag_seconds": self.session_cost_publish_lag.total_seconds(),
+                    "window_end_date": None if end is None else end.isoformat(),
+                },
+            )
         if method == "GET" and name == "/clock":
-            return _json_reply(200, {"now": self.now().isoformat(), "as_of": _format_as_of(self.as_of()),
-                                     "last_complete_day": self.last_complete_day().isoformat(),
-                                     "ingest_lag_seconds": self.ingest_lag.total_seconds()})
+            return _json_reply(
+                200,
+                {
+                    "now": self.now().isoformat(),
+                    "as_of": _format_as_of(self.as_of()),
+                    "last_complete_day": self.last_complete_day().isoformat(),
+                    "ingest_lag_seconds": self.ingest_lag.total_seconds(),
+                },
+            )
         if method != "POST":
             return _error_reply(404, "Not Found")
         try:
@@ -607,36 +729,63 @@ class Emulator:
                 self.reset()
             elif name == "/clock":
                 if "now" in payload:
-                    self.set_now(None if payload["now"] is None else _parse_iso_datetime(payload["now"]))
+                    self.set_now(
+                        None if payload["now"] is None else _parse_iso_datetime(payload["now"])
+                    )
                 if "ingest_lag_seconds" in payload:
                     self.ingest_lag = timedelta(seconds=float(payload["ingest_lag_seconds"]))
             elif name == "/faults":
                 opts = {k: v for k, v in payload.items() if k not in ("kind", "times", "path")}
                 self.inject(payload["kind"], payload.get("times", 1), payload.get("path"), **opts)
             elif name == "/restate":
-                return _json_reply(200, {"ok": True, "date": payload["date"],
-                                         "version": self.restate(str(payload["date"]))})
+                return _json_reply(
+                    200,
+                    {
+                        "ok": True,
+                        "date": payload["date"],
+                        "version": self.restate(str(payload["date"])),
+                    },
+                )
             elif name == "/analytics":
                 if "timeout_span_seconds" in payload:
                     seconds = payload["timeout_span_seconds"]
-                    self.set_analytics_timeout_span(None if seconds is None else timedelta(seconds=float(seconds)))
+                    self.set_analytics_timeout_span(
+                        None if seconds is None else timedelta(seconds=float(seconds))
+                    )
             elif name == "/session_cost":
                 lag = payload.get("publish_lag_seconds")
-                self.set_session_cost(cells=payload.get("cells"), published=payload.get("published"),
-                                      publish_lag=None if lag is None else timedelta(seconds=float(lag)))
+                self.set_session_cost(
+                    cells=payload.get("cells"),
+                    published=payload.get("published"),
+                    publish_lag=None if lag is None else timedelta(seconds=float(lag)),
+                )
             elif name == "/limits":
-                self.set_limits(**{k: payload[k] for k in ("rpm", "daily_limit", "retry_after")
-                                   if k in payload})
+                self.set_limits(
+                    **{k: payload[k] for k in ("rpm", "daily_limit", "retry_after") if k in payload}
+                )
             else:
                 return _error_reply(404, "Not Found")
         except (ValueError, KeyError, TypeError) as exc:
             return _error_reply(400, f"Invalid control request: {exc}")
         return _json_reply(200, {"ok": True})
 
-    def _record(self, method: str, path: str, params: dict[str, str], status: int | None,
-                fault: str | None, body: bytes = b"") -> None:
-        entry = {"method": method, "path": path, "params": params, "status": status,
-                 "time": self.now().isoformat(), "fault": fault}
+    def _record(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        status: int | None,
+        fault: str | None,
+        body: bytes = b"",
+    ) -> None:
+        entry = {
+            "method": method,
+            "path": path,
+            "params": params,
+            "status": status,
+            "time": self.now().isoformat(),
+            "fault": fault,
+        }
         if body:
             try:
                 entry["body"] = json.loads(body)
@@ -691,7 +840,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
@@ -753,31 +902,62 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--key", action="append", dest="keys", metavar="KEY",
-                        help=f"accepted API key, repeatable (default {DEFAULT_KEY})")
+    parser.add_argument(
+        "--key",
+        action="append",
+        dest="keys",
+        metavar="KEY",
+        help=f"accepted API key, repeatable (default {DEFAULT_KEY})",
+    )
     parser.add_argument("--rpm", type=int, default=30, help="requests/minute per key, 0 disables")
     parser.add_argument("--daily-limit", type=int, default=500, help="requests/day, 0 disables")
-    parser.add_argument("--retry-after", choices=("seconds", "http-date", "none"), default="seconds")
+    parser.add_argument(
+        "--retry-after", choices=("seconds", "http-date", "none"), default="seconds"
+    )
     parser.add_argument("--now", help="freeze the clock at this ISO time (default: real time)")
     parser.add_argument("--ingest-lag", type=float, default=0.0, metavar="SECONDS")
-    parser.add_argument("--management-key", action="append", dest="management_keys", metavar="KEY",
-                        help=f"accepted management key, repeatable (default {DEFAULT_MANAGEMENT_KEY})")
-    parser.add_argument("--analytics-timeout-span", type=float, default=0.0, metavar="SECONDS",
-                        help="analytics queries over longer time ranges answer 408; 0 disables")
-    parser.add_argument("--session-cost-cells", type=int, default=dataset.SESSION_COST_CELLS,
-                        help="cells in every session-cost snapshot (0-6400)")
-    parser.add_argument("--no-session-cost", action="store_true",
-                        help="serve the session-cost endpoint with no snapshot published")
+    parser.add_argument(
+        "--management-key",
+        action="append",
+        dest="management_keys",
+        metavar="KEY",
+        help=f"accepted management key, repeatable (default {DEFAULT_MANAGEMENT_KEY})",
+    )
+    parser.add_argument(
+        "--analytics-timeout-span",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="analytics queries over longer time ranges answer 408; 0 disables",
+    )
+    parser.add_argument(
+        "--session-cost-cells",
+        type=int,
+        default=dataset.SESSION_COST_CELLS,
+        help="cells in every session-cost snapshot (0-6400)",
+    )
+    parser.add_argument(
+        "--no-session-cost",
+        action="store_true",
+        help="serve the session-cost endpoint with no snapshot published",
+    )
     args = parser.parse_args(argv)
     emulator = Emulator(
-        host=args.host, port=args.port, api_keys=tuple(args.keys or (DEFAULT_KEY,)),
-        rpm=args.rpm or None, daily_limit=args.daily_limit or None,
+        host=args.host,
+        port=args.port,
+        api_keys=tuple(args.keys or (DEFAULT_KEY,)),
+        rpm=args.rpm or None,
+        daily_limit=args.daily_limit or None,
         retry_after=None if args.retry_after == "none" else args.retry_after,
         now=_parse_iso_datetime(args.now) if args.now else None,
         ingest_lag=timedelta(seconds=args.ingest_lag),
         management_keys=tuple(args.management_keys or (DEFAULT_MANAGEMENT_KEY,)),
-        analytics_timeout_span=timedelta(seconds=args.analytics_timeout_span) if args.analytics_timeout_span else None,
-        session_cost_cells=args.session_cost_cells, session_cost_published=not args.no_session_cost)
+        analytics_timeout_span=timedelta(seconds=args.analytics_timeout_span)
+        if args.analytics_timeout_span
+        else None,
+        session_cost_cells=args.session_cost_cells,
+        session_cost_published=not args.no_session_cost,
+    )
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())

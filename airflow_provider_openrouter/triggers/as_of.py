@@ -9,8 +9,9 @@ for the advertised ``retry_at`` instead of failing. Everything is bounded by an 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, AsyncIterator
+from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -92,44 +93,67 @@ class OpenRouterAsOfTrigger(BaseTrigger):
 
         def event(status: str, message: str, record: dict[str, Any] | None = None) -> TriggerEvent:
             requests = client.request_count if client is not None else 0
-            self.log.info("%s (%d probe(s), %d request(s) against the daily quota).", message, probes, requests)
-            return TriggerEvent({
-                "status": status,
-                "target_day": self.target.isoformat(),
-                "as_of": last.as_of.isoformat() if last and last.as_of else None,
-                "end_date": last.end_date.isoformat() if last and last.end_date else None,
-                "probes": probes,
-                "requests": requests,
-                "message": message,
-                "base_url": public_base_url(client.base_url) if client is not None else None,
-                "probe": record,
-            })
+            self.log.info(
+                "%s (%d probe(s), %d request(s) against the daily quota).",
+                message,
+                probes,
+                requests,
+            )
+            return TriggerEvent(
+                {
+                    "status": status,
+                    "target_day": self.target.isoformat(),
+                    "as_of": last.as_of.isoformat() if last and last.as_of else None,
+                    "end_date": last.end_date.isoformat() if last and last.end_date else None,
+                    "probes": probes,
+                    "requests": requests,
+                    "message": message,
+                    "base_url": public_base_url(client.base_url) if client is not None else None,
+                    "probe": record,
+                }
+            )
 
         if self.complete_at > self.deadline:
-            yield event(TIMEOUT, f"{self.target} cannot be complete before {self.complete_at.isoformat()}, after the "
-                                 f"deadline {self.deadline.isoformat()}; no request was made")
+            yield event(
+                TIMEOUT,
+                f"{self.target} cannot be complete before {self.complete_at.isoformat()}, after the "
+                f"deadline {self.deadline.isoformat()}; no request was made",
+            )
             return
         first = max(self.complete_at, self.not_before or self.complete_at)
         if first > self.deadline:
-            yield event(TIMEOUT, f"No probe is allowed before {first.isoformat()}, after the deadline "
-                                 f"{self.deadline.isoformat()}")
+            yield event(
+                TIMEOUT,
+                f"No probe is allowed before {first.isoformat()}, after the deadline "
+                f"{self.deadline.isoformat()}",
+            )
             return
         if probe.utcnow() < first:
-            self.log.info("Waiting without a request until %s (%s can be complete from %s).",
-                          first.isoformat(), self.target, self.complete_at.isoformat())
+            self.log.info(
+                "Waiting without a request until %s (%s can be complete from %s).",
+                first.isoformat(),
+                self.target,
+                self.complete_at.isoformat(),
+            )
             await _sleep_until(first)
 
         try:
             hook = OpenRouterHook(self.openrouter_conn_id)
             client = await hook.aget_conn()
         except Exception as exc:
-            yield event(ERROR, f"Cannot use connection {self.openrouter_conn_id!r}: {type(exc).__name__}: {exc}")
+            yield event(
+                ERROR,
+                f"Cannot use connection {self.openrouter_conn_id!r}: {type(exc).__name__}: {exc}",
+            )
             return
         settle = timedelta(seconds=self.settle_seconds)
 
         def timed_out() -> TriggerEvent:
-            return event(TIMEOUT, f"The deadline {self.deadline.isoformat()} passed; "
-                                  f"{last.describe() if last else f'{self.target} was not proven complete'}")
+            return event(
+                TIMEOUT,
+                f"The deadline {self.deadline.isoformat()} passed; "
+                f"{last.describe() if last else f'{self.target} was not proven complete'}",
+            )
 
         while True:
             remaining = (self.deadline - probe.utcnow()).total_seconds()
@@ -139,7 +163,9 @@ class OpenRouterAsOfTrigger(BaseTrigger):
             not_before: datetime | None = None
             probes += 1
             try:
-                outcome = await asyncio.wait_for(hook.aprobe_day(self.target, settle, deadline=remaining), timeout=remaining)
+                outcome = await asyncio.wait_for(
+                    hook.aprobe_day(self.target, settle, deadline=remaining), timeout=remaining
+                )
             except asyncio.TimeoutError:  # the deadline fell during this probe
                 yield timed_out()
                 return
@@ -147,8 +173,15 @@ class OpenRouterAsOfTrigger(BaseTrigger):
                 yield event(ERROR, str(exc))
                 return
             if isinstance(outcome, probe.RetryAt):
-                not_before = outcome.moment or probe.utcnow() + timedelta(seconds=self.poke_interval)
-                self.log.warning("Probe %d was refused (%s); waiting until %s.", probes, outcome.reason, not_before.isoformat())
+                not_before = outcome.moment or probe.utcnow() + timedelta(
+                    seconds=self.poke_interval
+                )
+                self.log.warning(
+                    "Probe %d was refused (%s); waiting until %s.",
+                    probes,
+                    outcome.reason,
+                    not_before.isoformat(),
+                )
             elif isinstance(outcome, probe.TransientFailure):
                 self.log.warning("Probe %d failed (%s); backing off.", probes, outcome.reason)
             elif isinstance(outcome, probe.NotServedYet):
@@ -157,17 +190,29 @@ class OpenRouterAsOfTrigger(BaseTrigger):
             else:
                 last = outcome.result
                 if last.complete:
-                    record = probe.probe_record(last, public_base_url(client.base_url), self.openrouter_conn_id, probe.utcnow())
+                    record = probe.probe_record(
+                        last,
+                        public_base_url(client.base_url),
+                        self.openrouter_conn_id,
+                        probe.utcnow(),
+                    )
                     yield event(SUCCESS, f"{last.describe()} after {probes} probe(s)", record)
                     return
                 self.log.info("Probe %d: %s.", probes, last.describe())
 
             now = probe.utcnow()
             if not_before is None:
-                not_before = now + timedelta(seconds=probe.next_probe_delay(now, self.complete_at, self.poke_interval, self.max_wait))
+                not_before = now + timedelta(
+                    seconds=probe.next_probe_delay(
+                        now, self.complete_at, self.poke_interval, self.max_wait
+                    )
+                )
             elif not_before > self.deadline:
-                yield event(TIMEOUT, f"OpenRouter accepts requests again at {not_before.isoformat()}, after the deadline "
-                                     f"{self.deadline.isoformat()}; {last.describe() if last else 'no answer yet'}")
+                yield event(
+                    TIMEOUT,
+                    f"OpenRouter accepts requests again at {not_before.isoformat()}, after the deadline "
+                    f"{self.deadline.isoformat()}; {last.describe() if last else 'no answer yet'}",
+                )
                 return
             await _sleep_until(min(not_before, self.deadline))
 

@@ -5,9 +5,9 @@ Pure functions, shared by the operators and the sensor, tested exhaustively with
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterator
 
 from airflow_provider_openrouter.exceptions import InvalidParameterError
 
@@ -66,12 +66,16 @@ def parse_day(value: date | datetime | str, name: str = "date") -> date:
             raise InvalidParameterError(
                 f"{name}={value!r} is not a calendar date; use YYYY-MM-DD (UTC)."
             ) from None
-    raise InvalidParameterError(f"{name} must be a date or a YYYY-MM-DD string, not {type(value).__name__}.")
+    raise InvalidParameterError(
+        f"{name} must be a date or a YYYY-MM-DD string, not {type(value).__name__}."
+    )
 
 
 def as_utc(value: datetime, name: str) -> datetime:
     if value.tzinfo is None:
-        raise InvalidParameterError(f"{name}={value.isoformat()} has no timezone; Airflow passes aware datetimes.")
+        raise InvalidParameterError(
+            f"{name}={value.isoformat()} has no timezone; Airflow passes aware datetimes."
+        )
     return value.astimezone(timezone.utc)
 
 
@@ -80,12 +84,15 @@ def utc_midnight_date(value: datetime, name: str, hint: str = TIMETABLE_HINT) ->
     utc = as_utc(value, name)
     if utc.time() != time(0):
         raise InvalidParameterError(
-            f"{name}={utc.isoformat()} is not at 00:00 UTC, so it does not bound whole UTC days. " + hint
+            f"{name}={utc.isoformat()} is not at 00:00 UTC, so it does not bound whole UTC days. "
+            + hint
         )
     return utc.date()
 
 
-def days_for_interval(start: datetime, end: datetime, floor: date | None = DATASET_FLOOR) -> Window | None:
+def days_for_interval(
+    start: datetime, end: datetime, floor: date | None = DATASET_FLOOR
+) -> Window | None:
     """The UTC days a run covers, clamped to ``floor`` (the public datasets' first day; ``None``:
     no floor, e.g. for the organisation's own analytics); ``None`` if all precede it.
 

@@ -27,16 +27,43 @@ PARTITION_HINT = (
 )
 
 #: Zone names whose offset is zero at every instant (anything else may not bound UTC days).
-UTC_ZONE_NAMES = frozenset({
-    "UTC", "Etc/UTC", "UCT", "Etc/UCT", "GMT", "Etc/GMT", "GMT0", "Etc/GMT0", "GMT+0", "Etc/GMT+0", "GMT-0",
-    "Etc/GMT-0", "Greenwich", "Etc/Greenwich", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu", "Z",
-    "+00:00", "-00:00", "+0000", "-0000",
-})
+UTC_ZONE_NAMES = frozenset(
+    {
+        "UTC",
+        "Etc/UTC",
+        "UCT",
+        "Etc/UCT",
+        "GMT",
+        "Etc/GMT",
+        "GMT0",
+        "Etc/GMT0",
+        "GMT+0",
+        "Etc/GMT+0",
+        "GMT-0",
+        "Etc/GMT-0",
+        "Greenwich",
+        "Etc/Greenwich",
+        "Universal",
+        "Etc/Universal",
+        "Zulu",
+        "Etc/Zulu",
+        "Z",
+        "+00:00",
+        "-00:00",
+        "+0000",
+        "-0000",
+    }
+)
 
 #: Airflow's cron presets that can describe whole UTC days.
 _CRON_PRESETS = {
-    "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *",
-    "@quarterly": "0 0 1 */3 *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
 }
 _WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 _PERIOD_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
@@ -122,7 +149,9 @@ class PartitionSpec:
         if parsed.tzinfo is not None:
             parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
         if parsed.time() != time(0):
-            raise InvalidParameterError(f"partition_key={key!r} is not at 00:00 UTC, so it does not start a UTC day.")
+            raise InvalidParameterError(
+                f"partition_key={key!r} is not at 00:00 UTC, so it does not start a UTC day."
+            )
         return parsed.date()
 
 
@@ -154,7 +183,7 @@ def _partition_spec(cron: str, zone: str, key_format: str) -> PartitionSpec:
         raise InvalidParameterError(
             f"The partition timetable's timezone is {zone!r}: its partitions start at local midnight, "
             "which is not 00:00 UTC for the whole year, so they do not map onto UTC days "
-            "(OpenRouter's datasets are per UTC day). Use timezone=\"UTC\". " + PARTITION_HINT
+            '(OpenRouter\'s datasets are per UTC day). Use timezone="UTC". ' + PARTITION_HINT
         )
     if not isinstance(cron, str) or not cron.strip():
         raise InvalidParameterError(f"cron {cron!r} is not a cron expression. " + PARTITION_HINT)
@@ -162,12 +191,14 @@ def _partition_spec(cron: str, zone: str, key_format: str) -> PartitionSpec:
     fields = expression.split()
     if len(fields) != 5:
         raise InvalidParameterError(
-            f"cron {cron!r} is not a five-field cron expression that fires at 00:00 UTC. " + PARTITION_HINT
+            f"cron {cron!r} is not a five-field cron expression that fires at 00:00 UTC. "
+            + PARTITION_HINT
         )
     minute, hour, dom, month, dow = (f.lower() for f in fields)
     if _cron_int(minute, 0, 0) is None or _cron_int(hour, 0, 0) is None:
         raise InvalidParameterError(
-            f"cron {cron!r} does not fire at 00:00 only, so its partitions do not cover whole UTC days. " + PARTITION_HINT
+            f"cron {cron!r} does not fire at 00:00 only, so its partitions do not cover whole UTC days. "
+            + PARTITION_HINT
         )
     period: str | None = None
     weekday = day_of_month = first_month = None
@@ -187,7 +218,8 @@ def _partition_spec(cron: str, zone: str, key_format: str) -> PartitionSpec:
     if period is None:
         raise InvalidParameterError(
             f"cron {cron!r} is not a daily, weekly (one weekday), monthly (one day 1-28), quarterly or yearly "
-            "schedule at 00:00 UTC, so its partitions are not a fixed run of whole UTC days. " + PARTITION_HINT
+            "schedule at 00:00 UTC, so its partitions are not a fixed run of whole UTC days. "
+            + PARTITION_HINT
         )
     spec = PartitionSpec(expression, key_format, period, weekday, day_of_month, first_month)
     _check_key_format(spec)
@@ -217,7 +249,9 @@ def _check_key_format(spec: PartitionSpec) -> None:
                 'Use key_format="%Y-%m-%d" (or one with year, month and day).'
             )
         if key in seen:  # unreachable when every key reads back, kept as a guard
-            raise InvalidParameterError(f"key_format={fmt!r} gives {seen[key]} and {first} the same key {key!r}.")
+            raise InvalidParameterError(
+                f"key_format={fmt!r} gives {seen[key]} and {first} the same key {key!r}."
+            )
         seen[key] = first
 
 
@@ -268,7 +302,9 @@ def days_for_partition(
                     f"writes it ({spec.format_key(first)!r})."
                 )
         else:
-            raise InvalidParameterError("This run has neither a partition_key nor a partition_date.")
+            raise InvalidParameterError(
+                "This run has neither a partition_key nor a partition_date."
+            )
         return clamp_to_floor(*spec.days_from(first), floor)
     if partition_key is None:
         raise InvalidParameterError("This run has no partition_key, so it names no UTC days.")
@@ -288,7 +324,12 @@ def parse_partition_key(key: str) -> tuple[date, date]:
         if isinstance(text, str) and len(text) == 10:
             day = date.fromisoformat(text)
             return day, day
-        if isinstance(text, str) and len(text) == 16 and text[10:13] == " (W" and text.endswith(")"):
+        if (
+            isinstance(text, str)
+            and len(text) == 16
+            and text[10:13] == " (W"
+            and text.endswith(")")
+        ):
             monday = date.fromisoformat(text[:10])
             week = int(text[13:15])
             if monday.weekday() != 0 or monday.isocalendar()[1] != week:

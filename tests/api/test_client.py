@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from airflow_provider_openrouter.api.datasets import rankings_daily
 from airflow_provider_openrouter.api import endpoints
 from airflow_provider_openrouter.api.client import OpenRouterClient
+from airflow_provider_openrouter.api.datasets import rankings_daily
+from airflow_provider_openrouter.api.retry import RetryPolicy
 from airflow_provider_openrouter.exceptions import (
     AuthenticationError,
     BadRequestError,
@@ -21,15 +23,20 @@ from airflow_provider_openrouter.exceptions import (
     RateLimitedError,
     ServerError,
 )
-from airflow_provider_openrouter.api.retry import RetryPolicy
 
-FAST = RetryPolicy(max_attempts=3, max_rate_limit_retries=3, backoff_base=0.01, backoff_max=0.05, jitter=0.0)
+FAST = RetryPolicy(
+    max_attempts=3, max_rate_limit_retries=3, backoff_base=0.01, backoff_max=0.05, jitter=0.0
+)
 PATH = rankings_daily.PATH
 PARAMS = {"start_date": "2025-03-01", "end_date": "2025-03-01"}
 
 
-def make_client(emulator: Any, *, key: str = "sk-or-emulator", policy: RetryPolicy = FAST, **kwargs: Any) -> OpenRouterClient:
-    return OpenRouterClient(emulator.base_url, key, policy=policy, requests_per_minute=1000, **kwargs)
+def make_client(
+    emulator: Any, *, key: str = "sk-or-emulator", policy: RetryPolicy = FAST, **kwargs: Any
+) -> OpenRouterClient:
+    return OpenRouterClient(
+        emulator.base_url, key, policy=policy, requests_per_minute=1000, **kwargs
+    )
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -40,7 +47,9 @@ def call(request: pytest.FixtureRequest) -> Callable[[OpenRouterClient], Any]:
     return lambda client: asyncio.run(client.aget(PATH, PARAMS))
 
 
-def test_success_returns_json_and_counts_one_request(openrouter_emulator: Any, call: Callable) -> None:
+def test_success_returns_json_and_counts_one_request(
+    openrouter_emulator: Any, call: Callable
+) -> None:
     client = make_client(openrouter_emulator)
     body = call(client)
     assert body["meta"]["start_date"] == "2025-03-01" and len(body["data"]) == 51
@@ -48,14 +57,18 @@ def test_success_returns_json_and_counts_one_request(openrouter_emulator: Any, c
 
 
 @pytest.mark.parametrize("kind", ["500", "503", "502_html", "truncated", "reset", "bad_json"])
-def test_transient_faults_are_retried_then_succeed(openrouter_emulator: Any, call: Callable, kind: str) -> None:
+def test_transient_faults_are_retried_then_succeed(
+    openrouter_emulator: Any, call: Callable, kind: str
+) -> None:
     openrouter_emulator.inject(kind, times=1)
     client = make_client(openrouter_emulator)
     assert len(call(client)["data"]) == 51
     assert client.request_count == 2 == openrouter_emulator.request_count(PATH)
 
 
-def test_persistent_html_502_ends_in_server_error_with_bounded_attempts(openrouter_emulator: Any, call: Callable) -> None:
+def test_persistent_html_502_ends_in_server_error_with_bounded_attempts(
+    openrouter_emulator: Any, call: Callable
+) -> None:
     openrouter_emulator.inject("502_html", times=None)
     client = make_client(openrouter_emulator)
     with pytest.raises(ServerError, match="HTTP 502.*text/html") as info:
@@ -64,7 +77,9 @@ def test_persistent_html_502_ends_in_server_error_with_bounded_attempts(openrout
     assert openrouter_emulator.request_count(PATH) == FAST.max_attempts
 
 
-def test_persistent_bad_json_is_an_invalid_response(openrouter_emulator: Any, call: Callable) -> None:
+def test_persistent_bad_json_is_an_invalid_response(
+    openrouter_emulator: Any, call: Callable
+) -> None:
     openrouter_emulator.inject("bad_json", times=None)
     with pytest.raises(InvalidResponseError, match="not valid JSON"):
         call(make_client(openrouter_emulator))
@@ -86,7 +101,9 @@ def test_slow_answer_times_out_and_is_retried(openrouter_emulator: Any, call: Ca
 
 def test_absolute_deadline_stops_retries(openrouter_emulator: Any) -> None:
     openrouter_emulator.inject("500", times=None)
-    policy = RetryPolicy(max_attempts=100, backoff_base=0.3, backoff_max=0.3, jitter=0.0, deadline=1.0)
+    policy = RetryPolicy(
+        max_attempts=100, backoff_base=0.3, backoff_max=0.3, jitter=0.0, deadline=1.0
+    )
     started = time.monotonic()
     with pytest.raises(ServerError):
         make_client(openrouter_emulator, policy=policy).get(PATH, PARAMS)
@@ -94,7 +111,9 @@ def test_absolute_deadline_stops_retries(openrouter_emulator: Any) -> None:
     assert 2 <= openrouter_emulator.request_count(PATH) <= 5
 
 
-def test_bad_request_fails_at_once_with_the_api_message(openrouter_emulator: Any, call: Callable) -> None:
+def test_bad_request_fails_at_once_with_the_api_message(
+    openrouter_emulator: Any, call: Callable
+) -> None:
     client = make_client(openrouter_emulator)
     with pytest.raises(BadRequestError) as info:
         client.get(PATH, {"start_date": "2025-03-01", "end_date": "2025-02-01"})
@@ -104,8 +123,13 @@ def test_bad_request_fails_at_once_with_the_api_message(openrouter_emulator: Any
 
 
 def test_invalid_key_says_so(openrouter_emulator: Any, call: Callable) -> None:
-    client = make_client(openrouter_emulator, key="sk-or-wrong-key", source="connection 'openrouter_default'")
-    with pytest.raises(AuthenticationError, match="invalid API key.*'openrouter_default'|'openrouter_default'.*invalid API key") as info:
+    client = make_client(
+        openrouter_emulator, key="sk-or-wrong-key", source="connection 'openrouter_default'"
+    )
+    with pytest.raises(
+        AuthenticationError,
+        match="invalid API key.*'openrouter_default'|'openrouter_default'.*invalid API key",
+    ) as info:
         call(client)
     assert info.value.status == 401
     assert client.request_count == 1
@@ -117,8 +141,12 @@ def test_empty_key_is_refused_before_any_request(openrouter_emulator: Any) -> No
     assert openrouter_emulator.request_count() == 0
 
 
-def test_query_timeout_is_not_retried_at_the_same_size(openrouter_emulator: Any, call: Callable) -> None:
-    openrouter_emulator.inject("payload", status=408, body={"error": {"code": 408, "message": "Query timed out"}})
+def test_query_timeout_is_not_retried_at_the_same_size(
+    openrouter_emulator: Any, call: Callable
+) -> None:
+    openrouter_emulator.inject(
+        "payload", status=408, body={"error": {"code": 408, "message": "Query timed out"}}
+    )
     client = make_client(openrouter_emulator)
     with pytest.raises(QueryTimeoutError, match="smaller time range"):
         call(client)
@@ -126,14 +154,20 @@ def test_query_timeout_is_not_retried_at_the_same_size(openrouter_emulator: Any,
 
 
 def test_forbidden_is_an_authentication_error(openrouter_emulator: Any, call: Callable) -> None:
-    openrouter_emulator.inject("payload", status=403, body={"error": {"code": 403, "message": "Forbidden: management key required"}})
+    openrouter_emulator.inject(
+        "payload",
+        status=403,
+        body={"error": {"code": 403, "message": "Forbidden: management key required"}},
+    )
     with pytest.raises(AuthenticationError, match="HTTP 403.*management key required") as info:
         call(make_client(openrouter_emulator))
     assert info.value.status == 403
 
 
 @pytest.mark.parametrize("retry_after", ["seconds", "http-date"])
-def test_minute_limit_waits_for_retry_after(openrouter_emulator_factory: Any, retry_after: str, call: Callable) -> None:
+def test_minute_limit_waits_for_retry_after(
+    openrouter_emulator_factory: Any, retry_after: str, call: Callable
+) -> None:
     emulator = openrouter_emulator_factory(rpm=None, daily_limit=None, retry_after=retry_after)
     emulator.inject("429", times=1, retry_after="1" if retry_after == "seconds" else None)
     if retry_after == "http-date":
@@ -149,7 +183,9 @@ def test_minute_limit_waits_for_retry_after(openrouter_emulator_factory: Any, re
     assert client.request_count == 2
 
 
-def test_429_without_retry_after_backs_off_then_gives_up(openrouter_emulator: Any, call: Callable) -> None:
+def test_429_without_retry_after_backs_off_then_gives_up(
+    openrouter_emulator: Any, call: Callable
+) -> None:
     openrouter_emulator.inject("429", times=None)
     with pytest.raises(RateLimitedError, match="rate limited 4 time") as info:
         call(make_client(openrouter_emulator))
@@ -160,7 +196,13 @@ def test_429_without_retry_after_backs_off_then_gives_up(openrouter_emulator: An
 
 def test_429_waits_are_bounded_in_total(openrouter_emulator: Any) -> None:
     openrouter_emulator.inject("429", times=None)
-    policy = RetryPolicy(max_rate_limit_retries=100, max_rate_limit_wait=0.5, backoff_base=0.1, backoff_max=0.1, jitter=0.0)
+    policy = RetryPolicy(
+        max_rate_limit_retries=100,
+        max_rate_limit_wait=0.5,
+        backoff_base=0.1,
+        backoff_max=0.1,
+        jitter=0.0,
+    )
     with pytest.raises(RateLimitedError):
         make_client(openrouter_emulator, policy=policy).get(PATH, PARAMS)
     assert 5 <= openrouter_emulator.request_count(PATH) <= 7
@@ -178,7 +220,9 @@ def test_real_minute_limit_is_honoured(openrouter_emulator_factory: Any) -> None
     assert emulator.request_count(PATH, status=429) == 1
 
 
-def test_daily_quota_raises_with_the_renewal_time(openrouter_emulator_factory: Any, call: Callable) -> None:
+def test_daily_quota_raises_with_the_renewal_time(
+    openrouter_emulator_factory: Any, call: Callable
+) -> None:
     now = datetime(2026, 5, 12, 20, 0, tzinfo=timezone.utc)
     emulator = openrouter_emulator_factory(rpm=None, daily_limit=1, now=now)
     client = make_client(emulator)
@@ -187,11 +231,17 @@ def test_daily_quota_raises_with_the_renewal_time(openrouter_emulator_factory: A
     with pytest.raises(QuotaExhaustedError, match="daily request quota") as info:
         call(client)
     # the emulator advertises 4 h until its next UTC midnight
-    assert timedelta(hours=3, minutes=59) <= info.value.retry_at - before <= timedelta(hours=4, minutes=1)
+    assert (
+        timedelta(hours=3, minutes=59)
+        <= info.value.retry_at - before
+        <= timedelta(hours=4, minutes=1)
+    )
     assert emulator.request_count(PATH, status=429) == 1
 
 
-def test_daily_quota_without_retry_after_waits_for_next_utc_midnight(openrouter_emulator_factory: Any) -> None:
+def test_daily_quota_without_retry_after_waits_for_next_utc_midnight(
+    openrouter_emulator_factory: Any,
+) -> None:
     emulator = openrouter_emulator_factory(rpm=None, daily_limit=1, retry_after=None)
     fixed = datetime(2026, 5, 12, 20, 0, tzinfo=timezone.utc)
     client = make_client(emulator, clock=lambda: fixed)
@@ -202,7 +252,10 @@ def test_daily_quota_without_retry_after_waits_for_next_utc_midnight(openrouter_
 
 
 def test_headers_attribute_the_calling_app(openrouter_emulator: Any) -> None:
-    client = make_client(openrouter_emulator, headers={"HTTP-Referer": "https://example.org", "X-OpenRouter-Title": "Lake"})
+    client = make_client(
+        openrouter_emulator,
+        headers={"HTTP-Referer": "https://example.org", "X-OpenRouter-Title": "Lake"},
+    )
     assert client._headers["HTTP-Referer"] == "https://example.org"
     assert client._headers["User-Agent"].startswith("airflow-provider-openrouter/")
     assert client.get(endpoints.KEY_PATH)["data"]["label"]

@@ -19,16 +19,17 @@ WORKER = textwrap.dedent(
     hook = OpenRouterHook("openrouter_shared")
     worker = int(sys.argv[1])
     days = []
-    for call in range(%d):
-        day = f"2025-03-{1 + (worker * %d + call) %% 28:02d}"
+    for call in range(CALLS_EACH):
+        day = f"2025-03-{1 + (worker * CALLS_EACH + call) % 28:02d}"
         days.append(len(hook.get_rankings_daily(day, day).rows))
     print(json.dumps({"rows": days, "requests": hook.request_count}))
     """
-    % (CALLS_EACH, CALLS_EACH)
-)
+).replace("CALLS_EACH", str(CALLS_EACH))
 
 
-def test_sixteen_processes_share_the_real_minute_limit_without_failing(openrouter_emulator_factory: Any, tmp_path: Any) -> None:
+def test_sixteen_processes_share_the_real_minute_limit_without_failing(
+    openrouter_emulator_factory: Any, tmp_path: Any
+) -> None:
     emulator = openrouter_emulator_factory(rpm=30, daily_limit=None)
     env = {
         **os.environ,
@@ -37,7 +38,13 @@ def test_sixteen_processes_share_the_real_minute_limit_without_failing(openroute
         ),
     }
     procs = [
-        subprocess.Popen([sys.executable, "-c", WORKER, str(i)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(i)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(PROCESSES)
     ]
     results = []

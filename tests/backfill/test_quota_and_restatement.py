@@ -33,7 +33,7 @@ UTC = timezone.utc
 EMULATOR_KEY = "sk-or-emulator"
 ROOT = Path(__file__).resolve().parents[2]
 
-DAG_TEMPLATE = '''
+DAG_TEMPLATE = """
 from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG
@@ -47,25 +47,37 @@ CONN = {conn!r}
 with DAG({dag_id!r}, schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
          start_date=datetime(2025, 1, 1, tzinfo=timezone.utc), catchup=False, default_args={{"retries": 0}}):
 {tasks}
-'''
+"""
 
 
 def expected_jsonl(day: date, version: int = 0) -> bytes:
     """The emulator's rows of ``day`` in the pinned JSONL layout (integer counts, API order)."""
     return b"".join(
-        json.dumps({"date": r["date"], "model_permaslug": r["model_permaslug"], "total_tokens": int(r["total_tokens"])},
-                   ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        json.dumps(
+            {
+                "date": r["date"],
+                "model_permaslug": r["model_permaslug"],
+                "total_tokens": int(r["total_tokens"]),
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+        + b"\n"
         for r in dataset.rankings_daily_rows(day, version)
     )
 
 
 def partition(lake: Path, day: date) -> storage.CommittedPartition:
-    committed = storage.read_partition(ObjectStoragePath(f"{lake.as_uri()}/rankings_daily/date={day.isoformat()}"))
+    committed = storage.read_partition(
+        ObjectStoragePath(f"{lake.as_uri()}/rankings_daily/date={day.isoformat()}")
+    )
     assert committed is not None, f"no partition for {day}"
     return committed
 
 
-def dag_file(write: Callable[[str, str], Path], dag_id: str, lake: Path, conn: str, tasks: str) -> str:
+def dag_file(
+    write: Callable[[str, str], Path], dag_id: str, lake: Path, conn: str, tasks: str
+) -> str:
     body = "\n".join("    " + line for line in textwrap.dedent(tasks).strip().splitlines())
     write(dag_id, DAG_TEMPLATE.format(lake=lake.as_uri(), conn=conn, dag_id=dag_id, tasks=body))
     return dag_id
@@ -92,13 +104,19 @@ class ClockStartsAtFirst429(threading.Thread):
                 if self.emulator.request_count(status=429):
                     self.first_429 = time.monotonic()
                 continue
-            self.emulator.set_now(self.frozen_at + timedelta(seconds=time.monotonic() - self.first_429))
+            self.emulator.set_now(
+                self.frozen_at + timedelta(seconds=time.monotonic() - self.first_429)
+            )
 
 
 @pytest.fixture
-def quota_clock(openrouter_emulator_factory: Callable[..., Emulator]) -> Iterator[ClockStartsAtFirst429]:
+def quota_clock(
+    openrouter_emulator_factory: Callable[..., Emulator],
+) -> Iterator[ClockStartsAtFirst429]:
     frozen_at = datetime(2026, 3, 1, 23, 59, 58, tzinfo=UTC)
-    emulator = openrouter_emulator_factory(rpm=None, daily_limit=5, retry_after="seconds", now=frozen_at)
+    emulator = openrouter_emulator_factory(
+        rpm=None, daily_limit=5, retry_after="seconds", now=frozen_at
+    )
     clock = ClockStartsAtFirst429(emulator, frozen_at)
     clock.start()
     yield clock
@@ -107,18 +125,30 @@ def quota_clock(openrouter_emulator_factory: Callable[..., Emulator]) -> Iterato
 
 
 def test_quota_spent_mid_backfill_defers_until_the_api_says_then_finishes(
-    quota_clock: ClockStartsAtFirst429, openrouter_conn: Callable[..., str], write_dag: Callable[[str, str], Path],
-    run_dag: Callable[..., Any], tmp_path: Path, capfd: pytest.CaptureFixture[str],
+    quota_clock: ClockStartsAtFirst429,
+    openrouter_conn: Callable[..., str],
+    write_dag: Callable[[str, str], Path],
+    run_dag: Callable[..., Any],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     emulator = quota_clock.emulator
     conn = openrouter_conn(emulator)
     lake = tmp_path / "lake"
-    dag_id = dag_file(write_dag, "quota_mid_backfill", lake, conn, """
+    dag_id = dag_file(
+        write_dag,
+        "quota_mid_backfill",
+        lake,
+        conn,
+        """
         rankings = RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False)
         apps = AppRankingsOperator(task_id="apps", output_uri=LAKE, openrouter_conn_id=CONN, sort="popular", max_apps=50)
         rankings >> apps
-    """)
-    backfill = days(date(2025, 7, 1), date(2025, 7, 4))  # 8 requests; the quota allows 5 per emulator day
+    """,
+    )
+    backfill = days(
+        date(2025, 7, 1), date(2025, 7, 4)
+    )  # 8 requests; the quota allows 5 per emulator day
     results, durations = [], []
     for day in backfill:
         started = time.monotonic()
@@ -126,16 +156,24 @@ def test_quota_spent_mid_backfill_defers_until_the_api_says_then_finishes(
         durations.append(time.monotonic() - started)
 
     for day, result in zip(backfill, results):
-        assert result.state == "success" and result.task_states == {"rankings": "success", "apps": "success"}, (day, result)
+        assert result.state == "success" and result.task_states == {
+            "rankings": "success",
+            "apps": "success",
+        }, (day, result)
         assert partition(lake, day).data == expected_jsonl(day)
-        assert (lake / f"app_rankings/sort=popular/category=all/subcategory=all/window={day}_{day}/_manifest.json").exists()
+        assert (
+            lake
+            / f"app_rankings/sort=popular/category=all/subcategory=all/window={day}_{day}/_manifest.json"
+        ).exists()
 
     log = emulator.requests
     statuses = [(r["path"].rsplit("/", 1)[-1], r["status"]) for r in log]
     # the 6th request (run 3's apps) was refused once: no hot retry loop, no second refusal
     assert [s for _, s in statuses] == [200] * 5 + [429] + [200] * 3, statuses
     refused = log[5]
-    assert refused["path"].endswith("/app-rankings") and refused["time"].startswith("2026-03-01T23:59:58")
+    assert refused["path"].endswith("/app-rankings") and refused["time"].startswith(
+        "2026-03-01T23:59:58"
+    )
     # the retry came only after the API's Retry-After (2 s) had passed: on the emulator's new day
     retried = datetime.fromisoformat(log[6]["time"])
     assert log[6]["path"].endswith("/app-rankings") and log[6]["params"] == refused["params"]
@@ -148,18 +186,32 @@ def test_quota_spent_mid_backfill_defers_until_the_api_says_then_finishes(
 
 # --------------------------------------------------------------------------- (b) restatement
 def test_restated_day_inside_the_lookback_is_rewritten_final_days_come_from_the_cache(
-    openrouter_emulator_factory: Callable[..., Emulator], openrouter_conn: Callable[..., str],
-    write_dag: Callable[[str, str], Path], run_dag: Callable[..., Any], tmp_path: Path,
+    openrouter_emulator_factory: Callable[..., Emulator],
+    openrouter_conn: Callable[..., str],
+    write_dag: Callable[[str, str], Path],
+    run_dag: Callable[..., Any],
+    tmp_path: Path,
 ) -> None:
-    emulator = openrouter_emulator_factory(rpm=None, daily_limit=None, now=datetime(2026, 3, 1, 2, tzinfo=UTC))
+    emulator = openrouter_emulator_factory(
+        rpm=None, daily_limit=None, now=datetime(2026, 3, 1, 2, tzinfo=UTC)
+    )
     conn = openrouter_conn(emulator)
     lake = tmp_path / "lake"
-    dag_id = dag_file(write_dag, "restated_day", lake, conn, """
+    dag_id = dag_file(
+        write_dag,
+        "restated_day",
+        lake,
+        conn,
+        """
         RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN,
                               restatement_days=7, cache_fresh_for=timedelta(0))
-    """)
+    """,
+    )
     # as_of 2026-03-01T02:00Z with restatement_days=7: days up to 2026-02-21 are final
-    final, young = days(date(2026, 2, 18), date(2026, 2, 21)), days(date(2026, 2, 22), date(2026, 2, 25))
+    final, young = (
+        days(date(2026, 2, 18), date(2026, 2, 21)),
+        days(date(2026, 2, 22), date(2026, 2, 25)),
+    )
     restated = date(2026, 2, 24)
 
     def backfill() -> dict[date, tuple[Any, int]]:
@@ -179,7 +231,9 @@ def test_restated_day_inside_the_lookback_is_rewritten_final_days_come_from_the_
     stats = {day: (lake / f"rankings_daily/date={day}/data.jsonl").stat() for day in final + young}
 
     emulator.restate(restated)
-    emulator.restate(final[0])  # a restatement of a final day is not looked for: the cache is trusted
+    emulator.restate(
+        final[0]
+    )  # a restatement of a final day is not looked for: the cache is trusted
     second = backfill()
     assert [second[d][1] for d in final] == [0, 0, 0, 0], "final days must be served from the cache"
     assert [second[d][1] for d in young] == [1, 1, 1, 1]
@@ -197,7 +251,10 @@ def test_restated_day_inside_the_lookback_is_rewritten_final_days_come_from_the_
             assert (st.st_ino, st.st_mtime_ns) == (stats[day].st_ino, stats[day].st_mtime_ns)
             assert summary["restated"] == [] and summary["partitions"]["unchanged"] == 1
     for request in rankings_requests(emulator):
-        assert (request["params"]["start_date"], request["params"]["end_date"]) == ("2026-01-01", "2026-12-31")
+        assert (request["params"]["start_date"], request["params"]["end_date"]) == (
+            "2026-01-01",
+            "2026-12-31",
+        )
 
 
 # --------------------------------------------------------------------------- (c) damaged cache
@@ -215,8 +272,16 @@ def _bump_tokens(envelope: dict[str, Any]) -> None:
 def _older_format(envelope: dict[str, Any]) -> None:
     # what an earlier provider version might have kept: the API payload without the envelope
     envelope.clear()
-    envelope.update({"meta": {"as_of": "2026-03-01T02:00:00Z", "start_date": "2025-01-01", "end_date": "2025-12-31"},
-                     "data": [{"date": "2025-06-01", "model_permaslug": "x/y", "total_tokens": "1"}]})
+    envelope.update(
+        {
+            "meta": {
+                "as_of": "2026-03-01T02:00:00Z",
+                "start_date": "2025-01-01",
+                "end_date": "2025-12-31",
+            },
+            "data": [{"date": "2025-06-01", "model_permaslug": "x/y", "total_tokens": "1"}],
+        }
+    )
 
 
 DAMAGE: dict[str, Callable[[bytes], bytes]] = {
@@ -233,16 +298,26 @@ DAMAGE: dict[str, Callable[[bytes], bytes]] = {
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 def test_damaged_or_foreign_cache_entry_is_refetched_never_trusted(
-    damage: str, openrouter_emulator_factory: Callable[..., Emulator], openrouter_conn: Callable[..., str],
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+    damage: str,
+    openrouter_emulator_factory: Callable[..., Emulator],
+    openrouter_conn: Callable[..., str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     from airflow_provider_openrouter.operators.rankings import RankingsDailyOperator
 
-    caplog.set_level(logging.ERROR, logger="airflow_provider_openrouter.runtime.as_of_memory")  # no Variables here
-    emulator = openrouter_emulator_factory(rpm=None, daily_limit=None, now=datetime(2026, 3, 1, 2, tzinfo=UTC))
+    caplog.set_level(
+        logging.ERROR, logger="airflow_provider_openrouter.runtime.as_of_memory"
+    )  # no Variables here
+    emulator = openrouter_emulator_factory(
+        rpm=None, daily_limit=None, now=datetime(2026, 3, 1, 2, tzinfo=UTC)
+    )
     conn = openrouter_conn(emulator)
     lake = tmp_path / "lake"
-    op = RankingsDailyOperator(task_id="rankings", output_uri=lake.as_uri(), openrouter_conn_id=conn)
+    op = RankingsDailyOperator(
+        task_id="rankings", output_uri=lake.as_uri(), openrouter_conn_id=conn
+    )
     run_inline(op, date(2025, 6, 1))
     entries = list((lake / CACHE_DIR).glob("chunk=*/response.json"))
     assert [p.parent.name for p in entries] == ["chunk=2025-01-01_2025-12-31"]
@@ -251,7 +326,9 @@ def test_damaged_or_foreign_cache_entry_is_refetched_never_trusted(
 
     path = entries[0]
     path.write_bytes(DAMAGE[damage](path.read_bytes()))
-    day = date(2025, 1, 2)  # row 60 of the chunk belongs to this day: "numbers-changed" would show here
+    day = date(
+        2025, 1, 2
+    )  # row 60 of the chunk belongs to this day: "numbers-changed" would show here
     summary = run_inline(op, day)
     assert len(rankings_requests(emulator)) == 2, "the damaged entry must be refetched"
     assert summary["requests"] == 1
@@ -283,26 +360,53 @@ WORKER = textwrap.dedent("""
 
 
 def test_concurrent_runs_of_adjacent_days_fetch_the_chunk_once(
-    openrouter_emulator_factory: Callable[..., Emulator], tmp_path: Path,
+    openrouter_emulator_factory: Callable[..., Emulator],
+    tmp_path: Path,
 ) -> None:
-    emulator = openrouter_emulator_factory(rpm=30, daily_limit=500, now=datetime(2026, 3, 1, 2, tzinfo=UTC))
-    emulator.inject("slow", times=1, path="/rankings-daily", seconds=1.5)  # the fetcher holds the lease a while
+    emulator = openrouter_emulator_factory(
+        rpm=30, daily_limit=500, now=datetime(2026, 3, 1, 2, tzinfo=UTC)
+    )
+    emulator.inject(
+        "slow", times=1, path="/rankings-daily", seconds=1.5
+    )  # the fetcher holds the lease a while
     lake = tmp_path / "lake"
     gate = tmp_path / "gate"
     gate.mkdir()
     go = gate / "go"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "AIRFLOW_CONN_OPENROUTER_SHARED": json.dumps(
-               {"conn_type": "openrouter", "password": EMULATOR_KEY, "host": emulator.base_url})}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "AIRFLOW_CONN_OPENROUTER_SHARED": json.dumps(
+            {"conn_type": "openrouter", "password": EMULATOR_KEY, "host": emulator.base_url}
+        ),
+    }
     adjacent = days(date(2025, 6, 1), date(2025, 6, 4))
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, lake.as_uri(), "openrouter_shared", day.isoformat(), str(go)],
-                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
-             for day in adjacent]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                lake.as_uri(),
+                "openrouter_shared",
+                day.isoformat(),
+                str(go),
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for day in adjacent
+    ]
     try:
         deadline = time.monotonic() + 90
         while len(list(gate.glob("ready-*"))) < len(adjacent):
-            assert all(p.poll() is None for p in procs), [p.communicate()[1][-2000:] for p in procs if p.poll() is not None]
+            assert all(p.poll() is None for p in procs), [
+                p.communicate()[1][-2000:] for p in procs if p.poll() is not None
+            ]
             assert time.monotonic() < deadline, "the worker processes did not get ready"
             time.sleep(0.05)
         go.touch()  # all of them miss the cache at the same moment

@@ -39,16 +39,24 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from airflow_provider_openrouter import planner
 from airflow_provider_openrouter.lake import storage
-
-from tests.scheduler_stack import VENV_BIN, Stack, airflow_env, emulator_requests, free_port, query, wait_for
+from tests.scheduler_stack import (
+    VENV_BIN,
+    Stack,
+    airflow_env,
+    emulator_requests,
+    free_port,
+    query,
+    wait_for,
+)
 
 from .conftest import classify, days, lake_files, run_inline
 
@@ -147,9 +155,14 @@ class RestateAfterChunk(threading.Thread):
         while not self.stopping.wait(0.1):
             try:
                 log = emulator_requests(self.base_url)
-            except Exception:  # noqa: BLE001 - the emulator is busy: look again
+            except Exception:
                 continue
-            if any(e["status"] == 200 and classify(e) == "chunk" and e["params"]["start_date"] == "2026-01-01" for e in log):
+            if any(
+                e["status"] == 200
+                and classify(e) == "chunk"
+                and e["params"]["start_date"] == "2026-01-01"
+                for e in log
+            ):
                 for day in RESTATED:
                     control(self.base_url, "restate", {"date": day.isoformat()})
                 self.done.set()
@@ -158,7 +171,10 @@ class RestateAfterChunk(threading.Thread):
 
 # --------------------------------------------------------------------------- the test
 def test_backfill_with_default_flags_and_a_restatement_converges_on_the_next_run_at_four_requests(
-    stack: Stack, tmp_path: Path, openrouter_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch,
+    stack: Stack,
+    tmp_path: Path,
+    openrouter_emulator_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     home, db = stack.home, stack.home / "airflow.db"
@@ -170,26 +186,54 @@ def test_backfill_with_default_flags_and_a_restatement_converges_on_the_next_run
     stack.env["AIRFLOW_CONN_" + CONN_ID.upper()] = json.dumps(
         {"conn_type": "openrouter", "password": EMULATOR_KEY, "host": base_url}
     )
-    migrate = subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=stack.env, cwd=home,
-                             capture_output=True, text=True, timeout=120)
+    migrate = subprocess.run(
+        [str(VENV_BIN / "airflow"), "db", "migrate"],
+        env=stack.env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
-    with sqlite3.connect(db) as conn:  # readers (this test's polling included) never block the writer
+    with sqlite3.connect(
+        db
+    ) as conn:  # readers (this test's polling included) never block the writer
         assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
 
     airflow = str(VENV_BIN / "airflow")
     # The DAG is serialized and the backfill created before the daemons start: SQLite cannot take the
     # CLI's long write transaction while the scheduler writes too ("database is locked" at once, a
     # stale WAL snapshot). With PostgreSQL both may run concurrently; the scheduler's work is the same.
-    reserialize = subprocess.run([airflow, "dags", "reserialize"], env=stack.env, cwd=home,
-                                 capture_output=True, text=True, timeout=120)
+    reserialize = subprocess.run(
+        [airflow, "dags", "reserialize"],
+        env=stack.env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert reserialize.returncode == 0, reserialize.stdout[-3000:] + reserialize.stderr[-3000:]
     errors = query(db, "SELECT filename, stacktrace FROM import_error")
     assert not errors, f"the DAG file failed to import: {errors}"
     assert query(db, "SELECT is_paused FROM dag WHERE dag_id = ?", DAG_ID) == [(0,)]
     assert query(db, "SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID)
     create = subprocess.run(
-        [airflow, "backfill", "create", "--dag-id", DAG_ID, "--from-date", FIRST.isoformat(), "--to-date", LAST.isoformat()],
-        env=stack.env, cwd=home, capture_output=True, text=True, timeout=60,
+        [
+            airflow,
+            "backfill",
+            "create",
+            "--dag-id",
+            DAG_ID,
+            "--from-date",
+            FIRST.isoformat(),
+            "--to-date",
+            LAST.isoformat(),
+        ],
+        env=stack.env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert create.returncode == 0, create.stdout[-3000:] + create.stderr[-3000:]
 
@@ -209,16 +253,30 @@ def test_backfill_with_default_flags_and_a_restatement_converges_on_the_next_run
     expected_runs = len(days(FIRST, LAST))
 
     def finished() -> bool:
-        states = dict(query(db, "SELECT state, count(*) FROM dag_run WHERE dag_id = ? GROUP BY state", DAG_ID))
+        states = dict(
+            query(db, "SELECT state, count(*) FROM dag_run WHERE dag_id = ? GROUP BY state", DAG_ID)
+        )
         if states.get("failed"):
             raise AssertionError(f"backfill runs failed: {states}.\n{stack.tails(60)}")
         return sum(states.values()) == expected_runs and states.get("success", 0) == expected_runs
 
     try:
-        wait_for(f"{expected_runs} backfill runs to succeed", finished, BACKFILL_TIMEOUT, stack, interval=1.0)
+        wait_for(
+            f"{expected_runs} backfill runs to succeed",
+            finished,
+            BACKFILL_TIMEOUT,
+            stack,
+            interval=1.0,
+        )
     except AssertionError as exc:
-        states = query(db, "SELECT state, count(*) FROM dag_run WHERE dag_id = ? GROUP BY state", DAG_ID)
-        tis = query(db, "SELECT task_id, state, count(*) FROM task_instance WHERE dag_id = ? GROUP BY 1, 2", DAG_ID)
+        states = query(
+            db, "SELECT state, count(*) FROM dag_run WHERE dag_id = ? GROUP BY state", DAG_ID
+        )
+        tis = query(
+            db,
+            "SELECT task_id, state, count(*) FROM task_instance WHERE dag_id = ? GROUP BY 1, 2",
+            DAG_ID,
+        )
         raise AssertionError(f"run states {states}, task states {tis}\n{exc}") from None
     backfill_seconds = time.monotonic() - ready
     restater.stopping.set()
@@ -226,19 +284,26 @@ def test_backfill_with_default_flags_and_a_restatement_converges_on_the_next_run
     assert restater.done.is_set(), "the 2026 chunk was never fetched"
 
     # -- every run and task instance succeeded, first try, all backfill runs, the right days
-    runs = query(db, "SELECT run_type, state, data_interval_start FROM dag_run WHERE dag_id = ?", DAG_ID)
+    runs = query(
+        db, "SELECT run_type, state, data_interval_start FROM dag_run WHERE dag_id = ?", DAG_ID
+    )
     assert {(r[0], r[1]) for r in runs} == {("backfill", "success")}
     landed = sorted(datetime.fromisoformat(str(r[2])).date() for r in runs)
     assert landed == days(FIRST, LAST)
     tis = query(db, "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ?", DAG_ID)
     assert len(tis) == 2 * expected_runs
-    assert {(t[0], t[1], t[2]) for t in tis} == {("wait_for_day", "success", 1), ("rankings_daily", "success", 1)}
+    assert {(t[0], t[1], t[2]) for t in tis} == {
+        ("wait_for_day", "success", 1),
+        ("rankings_daily", "success", 1),
+    }
 
     # -- honest finality: as_of 2026-01-17T00:30Z proves days up to 01-09 final (7 days after they ended)
     from airflow.sdk import ObjectStoragePath
 
     def committed(root: Path, day: date) -> storage.CommittedPartition:
-        part = storage.read_partition(ObjectStoragePath(f"{root.as_uri()}/rankings_daily/date={day.isoformat()}"))
+        part = storage.read_partition(
+            ObjectStoragePath(f"{root.as_uri()}/rankings_daily/date={day.isoformat()}")
+        )
         assert part is not None, (root, day)
         return part
 
@@ -253,8 +318,12 @@ def test_backfill_with_default_flags_and_a_restatement_converges_on_the_next_run
     bag = DagBag(dag_folder=str(dag_file), safe_mode=False)
     assert not bag.import_errors, bag.import_errors
     (concurrency,) = query(db, "SELECT max_active_runs FROM backfill WHERE dag_id = ?", DAG_ID)[0]
-    assert concurrency == planner.BACKFILL_MAX_ACTIVE_RUNS  # backfill create's default, as the planner assumes
-    plan = planner.plan_backfill(FIRST, LAST, planner.dag_shape(bag.dags[DAG_ID]), max_active_runs=concurrency)
+    assert (
+        concurrency == planner.BACKFILL_MAX_ACTIVE_RUNS
+    )  # backfill create's default, as the planner assumes
+    plan = planner.plan_backfill(
+        FIRST, LAST, planner.dag_shape(bag.dags[DAG_ID]), max_active_runs=concurrency
+    )
     log = emulator_requests(base_url)
     admitted: dict[str, int] = {}
     for entry in log:
@@ -263,22 +332,39 @@ def test_backfill_with_default_flags_and_a_restatement_converges_on_the_next_run
             kind = classify(entry)
             admitted[kind] = admitted.get(kind, 0) + 1
     refused = sum(1 for entry in log if entry["status"] == 429)
-    proofs = [json.loads(v) if isinstance(v, str) else v for (v,) in query(
-        db, "SELECT value FROM xcom WHERE dag_id = ? AND task_id = 'wait_for_day' AND key = 'return_value'", DAG_ID)]
-    by_proof = {p: sum(1 for x in proofs if isinstance(x, dict) and x.get("proof") == p) for p in ("probe", "memory")}
-    report = (f"backfill of {expected_runs} days, concurrency {concurrency}: {admitted} admitted, {refused} refused "
-              f"(429); plan {plan.requests} (naive {plan.naive}); sensor proofs {by_proof}; "
-              f"scheduler time {backfill_seconds:.1f} s")
+    proofs = [
+        json.loads(v) if isinstance(v, str) else v
+        for (v,) in query(
+            db,
+            "SELECT value FROM xcom WHERE dag_id = ? AND task_id = 'wait_for_day' AND key = 'return_value'",
+            DAG_ID,
+        )
+    ]
+    by_proof = {
+        p: sum(1 for x in proofs if isinstance(x, dict) and x.get("proof") == p)
+        for p in ("probe", "memory")
+    }
+    report = (
+        f"backfill of {expected_runs} days, concurrency {concurrency}: {admitted} admitted, {refused} refused "
+        f"(429); plan {plan.requests} (naive {plan.naive}); sensor proofs {by_proof}; "
+        f"scheduler time {backfill_seconds:.1f} s"
+    )
     print(report)
-    chunk_windows = sorted((e["params"]["start_date"], e["params"]["end_date"]) for e in log
-                           if e["status"] == 200 and classify(e) == "chunk")
+    chunk_windows = sorted(
+        (e["params"]["start_date"], e["params"]["end_date"])
+        for e in log
+        if e["status"] == 200 and classify(e) == "chunk"
+    )
     assert chunk_windows == [("2025-01-01", "2025-12-31"), ("2026-01-01", "2026-12-31")], report
     assert set(admitted) <= {"chunk", "probe"}, report
     assert admitted["chunk"] == plan.requests["rankings-daily (operators)"] == 2, report
     assert 1 <= admitted.get("probe", 0) <= 2, report  # one, unless two sensors raced for the lease
     assert plan.requests["rankings-daily (sensor probes)"] == 1, report
     assert admitted["chunk"] + admitted.get("probe", 0) <= 4, report
-    assert by_proof == {"probe": admitted.get("probe", 0), "memory": expected_runs - admitted.get("probe", 0)}, report
+    assert by_proof == {
+        "probe": admitted.get("probe", 0),
+        "memory": expected_runs - admitted.get("probe", 0),
+    }, report
 
     # -- the next day: OpenRouter's clock moves on, the run landing 2026-01-17 starts
     control(base_url, "clock", {"now": NEXT_NOW})
@@ -290,47 +376,96 @@ def test_backfill_with_default_flags_and_a_restatement_converges_on_the_next_run
     scheduler.wait(timeout=30)
     del stack.procs["scheduler"]
     stack.run("dags", "test", DAG_ID, f"{NEXT_DAY + timedelta(days=1)}T00:00:00+00:00", timeout=180)
-    runs = query(db, "SELECT run_id, state, data_interval_start FROM dag_run WHERE dag_id = ? AND run_type != 'backfill'", DAG_ID)
-    assert len(runs) == 1 and runs[0][1] == "success" and str(runs[0][2]).startswith(NEXT_DAY.isoformat()), runs
+    runs = query(
+        db,
+        "SELECT run_id, state, data_interval_start FROM dag_run WHERE dag_id = ? AND run_type != 'backfill'",
+        DAG_ID,
+    )
+    assert (
+        len(runs) == 1
+        and runs[0][1] == "success"
+        and str(runs[0][2]).startswith(NEXT_DAY.isoformat())
+    ), runs
     run_id = runs[0][0]
-    spent = [e for e in emulator_requests(base_url)[before_next:] if e["path"].endswith("/rankings-daily")]
-    assert [e["status"] for e in spent] == [200], spent  # one request: the sensor's probe, reused by the operator
-    (summary,) = [json.loads(v) if isinstance(v, str) else v for (v,) in query(
-        db, "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = 'rankings_daily' AND key = 'return_value'",
-        DAG_ID, run_id)]
+    spent = [
+        e
+        for e in emulator_requests(base_url)[before_next:]
+        if e["path"].endswith("/rankings-daily")
+    ]
+    assert [e["status"] for e in spent] == [200], (
+        spent
+    )  # one request: the sensor's probe, reused by the operator
+    (summary,) = [
+        json.loads(v) if isinstance(v, str) else v
+        for (v,) in query(
+            db,
+            "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = 'rankings_daily' AND key = 'return_value'",
+            DAG_ID,
+            run_id,
+        )
+    ]
     assert summary["window"]["start"] == NEXT_DAY.isoformat() and summary["requests"] == 0, summary
-    assert summary["restated"] == [f"rankings_daily/date={d.isoformat()}" for d in RESTATED], summary
-    events = query(db, "SELECT e.extra FROM asset_event e WHERE e.source_dag_id = ? AND e.source_run_id = ?", DAG_ID, run_id)
+    assert summary["restated"] == [f"rankings_daily/date={d.isoformat()}" for d in RESTATED], (
+        summary
+    )
+    events = query(
+        db,
+        "SELECT e.extra FROM asset_event e WHERE e.source_dag_id = ? AND e.source_run_id = ?",
+        DAG_ID,
+        run_id,
+    )
     assert len(events) == 1, events
     extra = json.loads(events[0][0]) if isinstance(events[0][0], str) else events[0][0]
-    assert extra["restated"] is True and extra["restated_days"] == [d.isoformat() for d in RESTATED], extra
+    assert extra["restated"] is True and extra["restated_days"] == [
+        d.isoformat() for d in RESTATED
+    ], extra
 
     # -- converged: every day equals a serial reference of the API's current answers
     from airflow_provider_openrouter.operators.rankings import RankingsDailyOperator
 
-    reference = openrouter_emulator_factory(rpm=None, daily_limit=None,
-                                            now=datetime.fromisoformat(NEXT_NOW.replace("Z", "+00:00")))
+    reference = openrouter_emulator_factory(
+        rpm=None, daily_limit=None, now=datetime.fromisoformat(NEXT_NOW.replace("Z", "+00:00"))
+    )
     for day in RESTATED:
         reference.restate(day)
-    monkeypatch.setenv("AIRFLOW_CONN_OPENROUTER_REFERENCE", json.dumps(
-        {"conn_type": "openrouter", "password": EMULATOR_KEY, "host": reference.base_url,
-         "extra": {"requests_per_minute": 100000}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPENROUTER_REFERENCE",
+        json.dumps(
+            {
+                "conn_type": "openrouter",
+                "password": EMULATOR_KEY,
+                "host": reference.base_url,
+                "extra": {"requests_per_minute": 100000},
+            }
+        ),
+    )
     ref_lake = tmp_path / "reference"
-    serial = RankingsDailyOperator(task_id="rankings_daily", output_uri=ref_lake.as_uri(),
-                                   openrouter_conn_id="openrouter_reference", coalesce=False)
+    serial = RankingsDailyOperator(
+        task_id="rankings_daily",
+        output_uri=ref_lake.as_uri(),
+        openrouter_conn_id="openrouter_reference",
+        coalesce=False,
+    )
     # outside a task process the sensors' as_of memory cannot be written: the reference does without it
     caplog.set_level(logging.ERROR, logger="airflow_provider_openrouter.runtime.as_of_memory")
     every_day = days(FIRST, NEXT_DAY)
     for day in every_day:
         run_inline(serial, day)
     got, want = lake_files(lake), lake_files(ref_lake)
-    expected_files = {f"rankings_daily/date={d.isoformat()}/{name}" for d in every_day
-                      for name in ("data.jsonl", "_manifest.json")}
-    assert set(got) == expected_files, f"missing {sorted(expected_files - set(got))[:5]}, extra {sorted(set(got) - expected_files)[:5]}"
+    expected_files = {
+        f"rankings_daily/date={d.isoformat()}/{name}"
+        for d in every_day
+        for name in ("data.jsonl", "_manifest.json")
+    }
+    assert set(got) == expected_files, (
+        f"missing {sorted(expected_files - set(got))[:5]}, extra {sorted(set(got) - expected_files)[:5]}"
+    )
     assert set(want) == expected_files
     for day in every_day:
         mine, ref = committed(lake, day), committed(ref_lake, day)
-        assert mine.data == ref.data, f"{day}: the lake did not converge to the API's current answer"
+        assert mine.data == ref.data, (
+            f"{day}: the lake did not converge to the API's current answer"
+        )
         for name in ("sha256", "row_count", "size", "window", "data_file", "format", "dataset"):
             assert mine.manifest.get(name) == ref.manifest.get(name), (day, name)
         if day in RESTATED:  # rewritten by the lookback, exactly these
@@ -341,4 +476,7 @@ def test_backfill_with_default_flags_and_a_restatement_converges_on_the_next_run
             if day in backfilled:
                 assert mine.data == backfilled[day].data, day
     # the lookback's snapshot (as_of 2026-01-18T00:30Z) made 2026-01-10 final; younger days stay non-final
-    assert [committed(lake, d).manifest["final"] for d in days(date(2026, 1, 9), NEXT_DAY)] == [True, True] + [False] * 7
+    assert [committed(lake, d).manifest["final"] for d in days(date(2026, 1, 9), NEXT_DAY)] == [
+        True,
+        True,
+    ] + [False] * 7

@@ -24,11 +24,10 @@ from datetime import date
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from airflow.sdk import ObjectStoragePath  # noqa: E402
+import helpers
+from airflow.sdk import ObjectStoragePath
 
-import helpers  # noqa: E402
-
-from airflow_provider_openrouter.lake import storage  # noqa: E402
+from airflow_provider_openrouter.lake import storage
 
 
 def _die() -> None:
@@ -40,19 +39,19 @@ def _child(scenario: dict) -> None:
     counts = {"write": 0, "replace": 0, "remove": 0}
     real_write, real_replace, real_remove = storage.write_atomic, os.replace, storage.remove
 
-    def write_atomic(path, data):  # noqa: ANN001, ANN202
+    def write_atomic(path, data):
         real_write(path, data)
         counts["write"] += 1
         if point == "after" and counts["write"] == k:
             _die()
 
-    def replace(src, dst):  # noqa: ANN001, ANN202
+    def replace(src, dst):
         counts["replace"] += 1
         if point == "during" and counts["replace"] == k:
             _die()
         real_replace(src, dst)
 
-    def remove(path):  # noqa: ANN001, ANN202
+    def remove(path):
         real_remove(path)
         if path.name.startswith(storage.PENDING_PREFIX):
             counts["remove"] += 1
@@ -60,7 +59,11 @@ def _child(scenario: dict) -> None:
                 _die()
 
     storage.write_atomic, storage.remove, os.replace = write_atomic, remove, replace
-    helpers.commit_days(ObjectStoragePath(scenario["base"]), scenario["version"], [date.fromisoformat(d) for d in scenario["days"]])
+    helpers.commit_days(
+        ObjectStoragePath(scenario["base"]),
+        scenario["version"],
+        [date.fromisoformat(d) for d in scenario["days"]],
+    )
 
 
 def main() -> None:
@@ -72,7 +75,12 @@ def main() -> None:
             finally:
                 os._exit(0)  # reached only when no crash point was hit
         _, status = os.waitpid(pid, 0)
-        print(json.dumps({"index": index, "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None}), flush=True)
+        print(
+            json.dumps(
+                {"index": index, "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None}
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

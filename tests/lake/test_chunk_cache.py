@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_openrouter.api.datasets.rankings_daily import parse_rankings_daily
+from airflow_provider_openrouter.exceptions import InvalidResponseError
 from airflow_provider_openrouter.lake.chunk_cache import (
     RankingsChunkCache,
     decode_entry,
@@ -17,8 +19,6 @@ from airflow_provider_openrouter.lake.chunk_cache import (
     split_by_year,
     trusted_until,
 )
-from airflow_provider_openrouter.exceptions import InvalidResponseError
-from airflow_provider_openrouter.api.datasets.rankings_daily import parse_rankings_daily
 from airflow_provider_openrouter.windows.intervals import Window
 
 UTC = timezone.utc
@@ -29,12 +29,24 @@ def result_for(start: date, end: date, as_of: datetime) -> Any:
     rows, day = [], start
     while day <= end:
         rows += [
-            {"date": day.isoformat(), "model_permaslug": "a/model", "total_tokens": str(2**60 + day.toordinal())},
+            {
+                "date": day.isoformat(),
+                "model_permaslug": "a/model",
+                "total_tokens": str(2**60 + day.toordinal()),
+            },
             {"date": day.isoformat(), "model_permaslug": "other", "total_tokens": "7"},
         ]
         day += timedelta(days=1)
-    payload = {"data": rows, "meta": {"as_of": as_of.isoformat().replace("+00:00", "Z"), "start_date": start.isoformat(),
-                                      "end_date": end.isoformat(), "version": "v1", "extra": "kept"}}
+    payload = {
+        "data": rows,
+        "meta": {
+            "as_of": as_of.isoformat().replace("+00:00", "Z"),
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
+            "version": "v1",
+            "extra": "kept",
+        },
+    }
     return parse_rankings_daily(payload, Window(start, date(start.year, 12, 31)))
 
 
@@ -44,13 +56,18 @@ def base(tmp_path: Path) -> ObjectStoragePath:
 
 
 def make_cache(base: ObjectStoragePath, now: datetime = NOW, **kwargs: Any) -> RankingsChunkCache:
-    return RankingsChunkCache(base, clock=lambda: now, settle_seconds=0.05, poll_seconds=0.05, **kwargs)
+    return RankingsChunkCache(
+        base, clock=lambda: now, settle_seconds=0.05, poll_seconds=0.05, **kwargs
+    )
 
 
 def test_split_by_year() -> None:
     parts = split_by_year(Window(date(2025, 12, 30), date(2027, 1, 2)))
-    assert parts == [Window(date(2025, 12, 30), date(2025, 12, 31)), Window(date(2026, 1, 1), date(2026, 12, 31)),
-                     Window(date(2027, 1, 1), date(2027, 1, 2))]
+    assert parts == [
+        Window(date(2025, 12, 30), date(2025, 12, 31)),
+        Window(date(2026, 1, 1), date(2026, 12, 31)),
+        Window(date(2027, 1, 1), date(2027, 1, 2)),
+    ]
 
 
 def test_trusted_until() -> None:
@@ -67,8 +84,13 @@ def test_entry_round_trip_is_exact(base: ObjectStoragePath) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    [lambda b: b[:-20], lambda b: b.replace(b'"format":2', b'"format":0'), lambda b: b.replace(b"\"other\",\"7\"", b"\"other\",\"8\"", 1),
-     lambda b: b"", lambda b: b.replace(b'"other"', b'"a/model"')],
+    [
+        lambda b: b[:-20],
+        lambda b: b.replace(b'"format":2', b'"format":0'),
+        lambda b: b.replace(b'"other","7"', b'"other","8"', 1),
+        lambda b: b"",
+        lambda b: b.replace(b'"other"', b'"a/model"'),
+    ],
 )
 def test_damaged_or_foreign_entries_are_never_trusted(base: ObjectStoragePath, damage: Any) -> None:
     cache = make_cache(base)
@@ -80,29 +102,40 @@ def test_damaged_or_foreign_entries_are_never_trusted(base: ObjectStoragePath, d
         decode_entry(path.read_bytes(), name)
     assert cache.lookup(Window(date(2025, 5, 1), date(2025, 5, 1))) is None
     calls = []
-    entry, fetched = cache.get_or_fetch(Window(date(2025, 5, 1), date(2025, 5, 1)), lambda: calls.append(1) or result)
+    entry, fetched = cache.get_or_fetch(
+        Window(date(2025, 5, 1), date(2025, 5, 1)), lambda: calls.append(1) or result
+    )
     assert fetched and calls == [1] and entry.result.rows == result.rows
-    assert cache.lookup(Window(date(2025, 5, 1), date(2025, 5, 1))) is not None  # repaired by the refetch
+    assert (
+        cache.lookup(Window(date(2025, 5, 1), date(2025, 5, 1))) is not None
+    )  # repaired by the refetch
 
 
 def test_final_days_are_trusted_young_days_only_while_fresh(base: ObjectStoragePath) -> None:
     as_of = datetime(2026, 3, 10, 2, tzinfo=UTC)
     make_cache(base).store(result_for(date(2026, 1, 1), date(2026, 3, 9), as_of), as_of)
     later = make_cache(base, now=as_of + timedelta(hours=5), restatement_days=7)
-    assert later.lookup(Window(date(2026, 3, 2), date(2026, 3, 2))) is not None      # final: 8 days old at as_of
-    assert later.lookup(Window(date(2026, 3, 3), date(2026, 3, 3))) is None          # young and stale
+    assert (
+        later.lookup(Window(date(2026, 3, 2), date(2026, 3, 2))) is not None
+    )  # final: 8 days old at as_of
+    assert later.lookup(Window(date(2026, 3, 3), date(2026, 3, 3))) is None  # young and stale
     fresh = make_cache(base, now=as_of + timedelta(minutes=30), restatement_days=7)
-    assert fresh.lookup(Window(date(2026, 3, 9), date(2026, 3, 9))) is not None      # young but fresh
-    assert fresh.lookup(Window(date(2026, 3, 10), date(2026, 3, 10))) is None        # not in the chunk
-    assert fresh.lookup(Window(date(2025, 3, 9), date(2025, 3, 9))) is None          # another year
+    assert fresh.lookup(Window(date(2026, 3, 9), date(2026, 3, 9))) is not None  # young but fresh
+    assert fresh.lookup(Window(date(2026, 3, 10), date(2026, 3, 10))) is None  # not in the chunk
+    assert fresh.lookup(Window(date(2025, 3, 9), date(2025, 3, 9))) is None  # another year
 
 
 def test_newer_entry_replaces_older_of_the_same_chunk(base: ObjectStoragePath) -> None:
     cache = make_cache(base)
-    cache.store(result_for(date(2026, 1, 1), date(2026, 3, 8), NOW - timedelta(days=1)), NOW - timedelta(days=1))
+    cache.store(
+        result_for(date(2026, 1, 1), date(2026, 3, 8), NOW - timedelta(days=1)),
+        NOW - timedelta(days=1),
+    )
     cache.store(result_for(date(2026, 1, 1), date(2026, 3, 9), NOW), NOW)
     names = sorted(p.name for p in cache.root.iterdir() if p.name.startswith("chunk="))
-    assert [n for n in names if (cache.root / n / "response.json").exists()] == ["chunk=2026-01-01_2026-03-09"]
+    assert [n for n in names if (cache.root / n / "response.json").exists()] == [
+        "chunk=2026-01-01_2026-03-09"
+    ]
 
 
 def test_concurrent_misses_fetch_once(base: ObjectStoragePath) -> None:
@@ -119,7 +152,9 @@ def test_concurrent_misses_fetch_once(base: ObjectStoragePath) -> None:
     outcomes: list[bool] = []
 
     def run(day: int) -> None:
-        entry, fetched = make_cache(base).get_or_fetch(Window(date(2025, 3, day), date(2025, 3, day)), fetch)
+        entry, fetched = make_cache(base).get_or_fetch(
+            Window(date(2025, 3, day), date(2025, 3, day)), fetch
+        )
         assert entry.result.meta.end_date == date(2025, 12, 31)
         outcomes.append(fetched)
 

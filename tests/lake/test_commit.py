@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_openrouter.lake import manifest
-from airflow_provider_openrouter.lake import storage
+from airflow_provider_openrouter.lake import manifest, storage
 
 from .helpers import expected_bytes, manifest_for, stage, write
 
@@ -25,7 +24,10 @@ def _files(part: ObjectStoragePath) -> list[str]:
 
 
 def _stat(part: ObjectStoragePath) -> dict[str, tuple[int, int]]:
-    return {name: (os.stat(f"{part.path}/{name}").st_ino, os.stat(f"{part.path}/{name}").st_mtime_ns) for name in _files(part)}
+    return {
+        name: (os.stat(f"{part.path}/{name}").st_ino, os.stat(f"{part.path}/{name}").st_mtime_ns)
+        for name in _files(part)
+    }
 
 
 def test_first_write_commits_data_then_manifest_and_nothing_else(part: ObjectStoragePath) -> None:
@@ -38,7 +40,9 @@ def test_first_write_commits_data_then_manifest_and_nothing_else(part: ObjectSto
     assert committed.data == expected_bytes(1)
     assert committed.data_file == "data.jsonl"
     assert committed.sha256 == storage.sha256_hex(expected_bytes(1)) == committed.manifest["sha256"]
-    assert committed.manifest["row_count"] == 3 and committed.manifest["size"] == len(expected_bytes(1))
+    assert committed.manifest["row_count"] == 3 and committed.manifest["size"] == len(
+        expected_bytes(1)
+    )
 
 
 def test_identical_rerun_touches_nothing(part: ObjectStoragePath) -> None:
@@ -49,7 +53,9 @@ def test_identical_rerun_touches_nothing(part: ObjectStoragePath) -> None:
     assert _stat(part) == before  # same inodes, same mtimes: not even rewritten with equal bytes
 
 
-def test_restatement_replaces_the_data_and_records_the_previous_sha(part: ObjectStoragePath) -> None:
+def test_restatement_replaces_the_data_and_records_the_previous_sha(
+    part: ObjectStoragePath,
+) -> None:
     first = write(part, 1)
     second = write(part, 2)
     assert second.status == "restated" and second.previous_sha256 == first.sha256 != second.sha256
@@ -74,21 +80,32 @@ def test_switching_format_replaces_the_old_data_file(part: ObjectStoragePath) ->
 
 def test_leftovers_of_killed_runs_are_removed_by_the_next_run(part: ObjectStoragePath) -> None:
     write(part, 1)
-    for name in ("_tmp-0123abcd-data.jsonl", "_tmp-99-_manifest.json", "_pending-00112233aabbccdd.jsonl"):
+    for name in (
+        "_tmp-0123abcd-data.jsonl",
+        "_tmp-99-_manifest.json",
+        "_pending-00112233aabbccdd.jsonl",
+    ):
         (part / name).write_bytes(b"half a fi")
     before = _stat(part)
     assert storage.read_partition(part).data == expected_bytes(1)  # readers ignore them
     staged = write(part, 1)
     assert staged.status == "unchanged"
     assert _files(part) == ["_manifest.json", "data.jsonl"]
-    assert _stat(part) == {k: v for k, v in before.items() if not k.startswith(("_tmp-", "_pending-"))}
+    assert _stat(part) == {
+        k: v for k, v in before.items() if not k.startswith(("_tmp-", "_pending-"))
+    }
 
 
-def test_a_commit_interrupted_after_its_commit_point_reads_new_and_is_finished_next_run(part: ObjectStoragePath) -> None:
+def test_a_commit_interrupted_after_its_commit_point_reads_new_and_is_finished_next_run(
+    part: ObjectStoragePath,
+) -> None:
     write(part, 1)
     staged = stage(part, 2)
     # the commit point alone: the manifest names the pending file, data.jsonl is still the old one
-    storage.write_atomic(part / storage.MANIFEST_NAME, manifest.dumps(manifest.with_data_file(manifest_for(staged), staged.pending_name)))
+    storage.write_atomic(
+        part / storage.MANIFEST_NAME,
+        manifest.dumps(manifest.with_data_file(manifest_for(staged), staged.pending_name)),
+    )
     committed = storage.read_partition(part)
     assert committed.data == expected_bytes(2) and committed.data_file == staged.pending_name
     again = write(part, 2)
@@ -98,10 +115,14 @@ def test_a_commit_interrupted_after_its_commit_point_reads_new_and_is_finished_n
     assert storage.read_partition(part).data_file == "data.jsonl"
 
 
-def test_a_damaged_data_file_is_detected_by_readers_and_repaired_by_the_next_run(part: ObjectStoragePath) -> None:
+def test_a_damaged_data_file_is_detected_by_readers_and_repaired_by_the_next_run(
+    part: ObjectStoragePath,
+) -> None:
     write(part, 1)
     (part / "data.jsonl").write_bytes(b'{"tampered":true}\n')
-    with pytest.raises(storage.PartitionIntegrityError, match="does not match the manifest's sha256"):
+    with pytest.raises(
+        storage.PartitionIntegrityError, match="does not match the manifest's sha256"
+    ):
         storage.read_partition(part)
     assert write(part, 1).status == "repaired"
     assert storage.read_partition(part).data == expected_bytes(1)
@@ -127,7 +148,9 @@ def test_a_data_file_without_manifest_is_not_a_partition(part: ObjectStoragePath
     assert write(part, 1).status == "created"
 
 
-def test_reader_retries_when_a_commit_lands_between_its_two_reads(part: ObjectStoragePath, mocker) -> None:  # noqa: ANN001
+def test_reader_retries_when_a_commit_lands_between_its_two_reads(
+    part: ObjectStoragePath, mocker
+) -> None:
     write(part, 1)
     real_read = storage.read_bytes
     calls = {"n": 0}
@@ -152,16 +175,23 @@ def test_discarding_a_staged_partition_leaves_the_committed_one(part: ObjectStor
     assert storage.read_partition(part).data == expected_bytes(1)
 
 
-def test_a_pending_file_named_by_the_manifest_survives_cleanup_and_discard(part: ObjectStoragePath) -> None:
+def test_a_pending_file_named_by_the_manifest_survives_cleanup_and_discard(
+    part: ObjectStoragePath,
+) -> None:
     staged = stage(part, 2)
-    storage.write_atomic(part / storage.MANIFEST_NAME, manifest.dumps(manifest.with_data_file(manifest_for(staged), staged.pending_name)))
+    storage.write_atomic(
+        part / storage.MANIFEST_NAME,
+        manifest.dumps(manifest.with_data_file(manifest_for(staged), staged.pending_name)),
+    )
     again = stage(part, 2)
     assert again.pending_in_use
     storage.discard_staged(again)
     assert storage.read_partition(part).data == expected_bytes(2)
 
 
-def test_commit_refuses_a_manifest_for_other_bytes_and_a_vanished_staged_file(part: ObjectStoragePath) -> None:
+def test_commit_refuses_a_manifest_for_other_bytes_and_a_vanished_staged_file(
+    part: ObjectStoragePath,
+) -> None:
     staged = stage(part, 1)
     with pytest.raises(ValueError, match="sha256 differs"):
         storage.commit_partition(staged, {**manifest_for(staged), "sha256": "0" * 64})
@@ -171,7 +201,7 @@ def test_commit_refuses_a_manifest_for_other_bytes_and_a_vanished_staged_file(pa
     assert storage.read_partition(part) is None  # nothing was committed
 
 
-def test_manifest_is_the_last_file_written(part: ObjectStoragePath, mocker) -> None:  # noqa: ANN001
+def test_manifest_is_the_last_file_written(part: ObjectStoragePath, mocker) -> None:
     spy = mocker.spy(storage, "write_atomic")
     write(part, 1)
     names = [call.args[0].name for call in spy.call_args_list]

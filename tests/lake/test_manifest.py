@@ -9,11 +9,17 @@ from decimal import Decimal
 import pytest
 
 from airflow_provider_openrouter import __version__
-from airflow_provider_openrouter.lake import manifest
 from airflow_provider_openrouter.api.datasets import CAVEATS, LICENSE
+from airflow_provider_openrouter.lake import manifest
 from airflow_provider_openrouter.windows.intervals import Window
 
-META = {"as_of": "2026-03-01T02:00:00Z", "start_date": "2025-01-01", "end_date": "2025-01-31", "version": "v1", "new_field": [1]}
+META = {
+    "as_of": "2026-03-01T02:00:00Z",
+    "start_date": "2025-01-01",
+    "end_date": "2025-01-31",
+    "version": "v1",
+    "new_field": [1],
+}
 
 
 def _build(**overrides: object) -> dict:
@@ -39,15 +45,36 @@ def _build(**overrides: object) -> dict:
 def test_manifest_holds_every_documented_field() -> None:
     m = _build(previous_sha256="b" * 64)
     assert m["dataset"] == "rankings-daily"
-    assert m["request"] == {"path": "/datasets/rankings-daily", "params": [{"start_date": "2025-01-01", "end_date": "2025-01-31"}]}
+    assert m["request"] == {
+        "path": "/datasets/rankings-daily",
+        "params": [{"start_date": "2025-01-01", "end_date": "2025-01-31"}],
+    }
     assert m["meta"] == META  # verbatim, unknown keys included
-    assert m["window"] == {"start": "2025-01-02", "end": "2025-01-02", "days": 1, "clamped_from": None}
-    assert m["run_window"] == {"start": "2025-01-01", "end": "2025-01-31", "days": 31, "clamped_from": "2024-12-25"}
-    assert (m["row_count"], m["data_file"], m["sha256"], m["size"], m["format"]) == (51, "data.jsonl", "a" * 64, 1234, "jsonl")
+    assert m["window"] == {
+        "start": "2025-01-02",
+        "end": "2025-01-02",
+        "days": 1,
+        "clamped_from": None,
+    }
+    assert m["run_window"] == {
+        "start": "2025-01-01",
+        "end": "2025-01-31",
+        "days": 31,
+        "clamped_from": "2024-12-25",
+    }
+    assert (m["row_count"], m["data_file"], m["sha256"], m["size"], m["format"]) == (
+        51,
+        "data.jsonl",
+        "a" * 64,
+        1234,
+        "jsonl",
+    )
     assert m["previous_sha256"] == "b" * 64
     assert m["fetched_at"] == "2026-03-01T03:04:05Z"
     assert m["provider_version"] == __version__
-    assert m["citation"] == "Source: OpenRouter (openrouter.ai/rankings), as of 2026-03-01T02:00:00Z."
+    assert (
+        m["citation"] == "Source: OpenRouter (openrouter.ai/rankings), as of 2026-03-01T02:00:00Z."
+    )
     assert m["license"] == LICENSE and "CC BY 4.0" in m["license"]
     assert m["caveats"] == CAVEATS and "tokenizer" in m["caveats"]
 
@@ -105,21 +132,53 @@ def test_unknown_dataset_is_a_programming_error() -> None:
 def test_a_derived_manifest_has_the_common_keys_and_its_inputs_as_provenance() -> None:
     source = _build()
     derived = manifest.build_manifest(
-        dataset="weekly-share", partition="weekly/week=2025-01-06", window=None, meta={"as_of": "x"},
-        row_count=2, data_format="jsonl", data_file="data.jsonl", sha256="c" * 64, size=10,
-        inputs=[manifest.input_record(source)], computed_at=datetime(2026, 3, 2, tzinfo=timezone.utc),
+        dataset="weekly-share",
+        partition="weekly/week=2025-01-06",
+        window=None,
+        meta={"as_of": "x"},
+        row_count=2,
+        data_format="jsonl",
+        data_file="data.jsonl",
+        sha256="c" * 64,
+        size=10,
+        inputs=[manifest.input_record(source)],
+        computed_at=datetime(2026, 3, 2, tzinfo=timezone.utc),
     )
-    common = {"manifest_version", "dataset", "partition", "window", "meta", "row_count", "format", "data_file",
-              "sha256", "size", "previous_sha256", "provider_version", "citation", "license", "caveats"}
+    common = {
+        "manifest_version",
+        "dataset",
+        "partition",
+        "window",
+        "meta",
+        "row_count",
+        "format",
+        "data_file",
+        "sha256",
+        "size",
+        "previous_sha256",
+        "provider_version",
+        "citation",
+        "license",
+        "caveats",
+    }
     assert common <= set(derived) and common <= set(source)
     assert set(source) - common == {"run_window", "request", "fetched_at"}
     assert set(derived) - common == {"inputs", "computed_at"}
-    assert derived["inputs"] == [{
-        "dataset": "rankings-daily", "partition": "rankings_daily/date=2025-01-02",
-        "window": {"start": "2025-01-02", "end": "2025-01-02"}, "sha256": "a" * 64, "row_count": 51,
-        "as_of": "2026-03-01T02:00:00Z", "citation": source["citation"],
-    }]
-    assert derived["citation"] == "Derived from: " + source["citation"] and derived["computed_at"] == "2026-03-02T00:00:00Z"
+    assert derived["inputs"] == [
+        {
+            "dataset": "rankings-daily",
+            "partition": "rankings_daily/date=2025-01-02",
+            "window": {"start": "2025-01-02", "end": "2025-01-02"},
+            "sha256": "a" * 64,
+            "row_count": 51,
+            "as_of": "2026-03-01T02:00:00Z",
+            "citation": source["citation"],
+        }
+    ]
+    assert (
+        derived["citation"] == "Derived from: " + source["citation"]
+        and derived["computed_at"] == "2026-03-02T00:00:00Z"
+    )
     assert manifest.loads(manifest.dumps(derived)) == derived
 
 
@@ -133,18 +192,28 @@ def test_a_derived_manifest_has_the_common_keys_and_its_inputs_as_provenance() -
         ({"extra": {"sha256": "0" * 64}}, "would overwrite"),
     ],
 )
-def test_build_manifest_refuses_a_manifest_without_its_provenance(overrides: dict, message: str) -> None:
+def test_build_manifest_refuses_a_manifest_without_its_provenance(
+    overrides: dict, message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         _build(**overrides)
 
 
 def _own(**overrides: object) -> dict:
     """The manifest of the caller's own data fetched with a POST (as analytics is)."""
-    body = {"metrics": ["cost"], "time_range": {"start": "2025-07-04T00:00:00Z", "end": "2025-07-05T00:00:00Z"}}
+    body = {
+        "metrics": ["cost"],
+        "time_range": {"start": "2025-07-04T00:00:00Z", "end": "2025-07-05T00:00:00Z"},
+    }
     kwargs: dict = {
-        "dataset": "usage", "own_data": True, "request_path": "/analytics/query", "request_params": None,
-        "request_body": body, "request_details": {"slices": [body["time_range"]], "requests": 1},
-        "meta": {"truncated": False}, "extra": {"source": "my organisation's usage"},
+        "dataset": "usage",
+        "own_data": True,
+        "request_path": "/analytics/query",
+        "request_params": None,
+        "request_body": body,
+        "request_details": {"slices": [body["time_range"]], "requests": 1},
+        "meta": {"truncated": False},
+        "extra": {"source": "my organisation's usage"},
     }
     kwargs.update(overrides)
     return _build(**kwargs)
@@ -152,8 +221,16 @@ def _own(**overrides: object) -> dict:
 
 def test_own_data_is_fetched_with_a_post_body_and_has_nothing_to_cite() -> None:
     m = _own()
-    body = {"metrics": ["cost"], "time_range": {"start": "2025-07-04T00:00:00Z", "end": "2025-07-05T00:00:00Z"}}
-    assert m["request"] == {"path": "/analytics/query", "body": body, "slices": [body["time_range"]], "requests": 1}
+    body = {
+        "metrics": ["cost"],
+        "time_range": {"start": "2025-07-04T00:00:00Z", "end": "2025-07-05T00:00:00Z"},
+    }
+    assert m["request"] == {
+        "path": "/analytics/query",
+        "body": body,
+        "slices": [body["time_range"]],
+        "requests": 1,
+    }
     assert (m["citation"], m["license"], m["caveats"]) == (None, None, None)
     public = _build()
     assert list(m) == [*public, "source"]  # the same keys in the same order, then the extra
@@ -185,8 +262,14 @@ def test_data_derived_only_from_own_data_is_not_cited_as_openrouter_s() -> None:
     own = manifest.input_record(_own())
     assert own["citation"] is None
     derived: dict = {
-        "dataset": "usage-weekly", "partition": "usage_weekly/week=2025-06-30", "meta": {}, "row_count": 1,
-        "data_format": "jsonl", "data_file": "data.jsonl", "sha256": "d" * 64, "size": 5,
+        "dataset": "usage-weekly",
+        "partition": "usage_weekly/week=2025-06-30",
+        "meta": {},
+        "row_count": 1,
+        "data_format": "jsonl",
+        "data_file": "data.jsonl",
+        "sha256": "d" * 64,
+        "size": 5,
         "computed_at": datetime(2026, 3, 2, tzinfo=timezone.utc),
     }
     m = manifest.build_manifest(inputs=[own], **derived)

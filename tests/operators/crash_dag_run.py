@@ -15,11 +15,15 @@ from airflow_provider_openrouter.lake import storage
 
 
 def main() -> None:
-    dag_id, logical_date, kill_at = sys.argv[1], datetime.fromisoformat(sys.argv[2]), int(sys.argv[3])
+    dag_id, logical_date, kill_at = (
+        sys.argv[1],
+        datetime.fromisoformat(sys.argv[2]),
+        int(sys.argv[3]),
+    )
     real_write = storage.write_atomic
     writes = {"n": 0}
 
-    def write_atomic(path, data):  # noqa: ANN001, ANN202
+    def write_atomic(path, data):
         real_write(path, data)
         writes["n"] += 1
         if writes["n"] == kill_at:

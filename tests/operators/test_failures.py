@@ -8,8 +8,9 @@ inode-identical, with no leftover staged files.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -24,8 +25,11 @@ KEY = "sk-or-emulator"
 
 def fetch(env: Env, start: str, end: str) -> dict[str, Any]:
     """The emulator's genuine answer for a window (then mutated into a bad one)."""
-    response = httpx.get(f"{env.emulator.base_url}/datasets/rankings-daily", params={"start_date": start, "end_date": end},
-                         headers={"Authorization": f"Bearer {KEY}"})
+    response = httpx.get(
+        f"{env.emulator.base_url}/datasets/rankings-daily",
+        params={"start_date": start, "end_date": end},
+        headers={"Authorization": f"Bearer {KEY}"},
+    )
     response.raise_for_status()
     return response.json()
 
@@ -95,7 +99,10 @@ CASES: list[tuple[Callable[[dict], None], str]] = [
     (other_not_last, "'other' must be last"),
     (missing_day, "no rows for 2025-07-03 inside the answered window"),
     (shifted_window, "asked for 2025-07-01..2025-07-07, the answer covers 2025-07-02..2025-07-07"),
-    (clamped_end, "2025-07-01..2025-07-07 is not complete yet: the API clamped the end. Nothing was written."),
+    (
+        clamped_end,
+        "2025-07-01..2025-07-07 is not complete yet: the API clamped the end. Nothing was written.",
+    ),
     (data_not_a_list, "has type dict"),
     (no_meta, "missing required field 'meta'"),
     (bad_as_of, "'yesterday' is not an ISO-8601 timestamp"),
@@ -121,26 +128,39 @@ def test_bad_answer_fails_and_leaves_previous_output_intact(
     assert message in logs.out + logs.err
 
 
-def test_window_reaching_an_incomplete_day_fails_before_writing(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
-    env.emulator.set_now(datetime(2025, 7, 6, 2, tzinfo=timezone.utc))  # last complete day: 2025-07-05
+def test_window_reaching_an_incomplete_day_fails_before_writing(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    env.emulator.set_now(
+        datetime(2025, 7, 6, 2, tzinfo=timezone.utc)
+    )  # last complete day: 2025-07-05
     env.dag(TASK, schedule="weekly")
     result = env.run("2025-07-08")
     assert result.task_states == {"rankings": "failed"}
     assert not env.lake.exists()
     logs = capfd.readouterr()
-    assert ("OpenRouter's rankings-daily data ends at 2025-07-05 (as of 2025-07-06T02:00:00+00:00), so "
-            "2025-07-01..2025-07-07 is not complete yet") in logs.out + logs.err
+    assert (
+        "OpenRouter's rankings-daily data ends at 2025-07-05 (as of 2025-07-06T02:00:00+00:00), so "
+        "2025-07-01..2025-07-07 is not complete yet"
+    ) in logs.out + logs.err
     assert "WindowNotCompleteError" in logs.out + logs.err
 
 
-def test_window_entirely_after_the_last_complete_day_fails_as_not_complete(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
-    env.emulator.set_now(datetime(2025, 7, 4, 2, tzinfo=timezone.utc))  # last complete day: 2025-07-03
+def test_window_entirely_after_the_last_complete_day_fails_as_not_complete(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    env.emulator.set_now(
+        datetime(2025, 7, 4, 2, tzinfo=timezone.utc)
+    )  # last complete day: 2025-07-03
     env.dag(TASK)
     result = env.run("2025-07-05")
     assert result.task_states == {"rankings": "failed"}
     assert not env.lake.exists()
     logs = capfd.readouterr()
-    assert "WindowNotCompleteError: OpenRouter has no complete data for 2025-07-04..2025-07-04 yet" in logs.out + logs.err
+    assert (
+        "WindowNotCompleteError: OpenRouter has no complete data for 2025-07-04..2025-07-04 yet"
+        in logs.out + logs.err
+    )
 
 
 def test_a_bad_older_chunk_discards_the_already_staged_newer_chunk(env: Env) -> None:
@@ -152,11 +172,15 @@ def test_a_bad_older_chunk_discards_the_already_staged_newer_chunk(env: Env) -> 
     env.emulator.inject("payload", body=older)
     result = env.run("2026-03-01")
     assert result.task_states == {"rankings": "failed"}
-    assert list(env.lake.rglob("*")) == []  # the 34 staged partitions of the newest chunk were removed, nothing committed
+    assert (
+        list(env.lake.rglob("*")) == []
+    )  # the 34 staged partitions of the newest chunk were removed, nothing committed
     assert env.emulator.request_count("/rankings-daily") == 4  # 2 fetches above + 2 by the task
 
 
-def test_interval_not_on_utc_midnights_fails_with_the_timetable_to_use(env: Env, capfd: pytest.CaptureFixture[str]) -> None:
+def test_interval_not_on_utc_midnights_fails_with_the_timetable_to_use(
+    env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
     env.dag(TASK, schedule="hourly")
     result = env.run("2025-07-05T01:00:00+00:00")  # [00:00, 01:00)
     assert result.task_states == {"rankings": "failed"}

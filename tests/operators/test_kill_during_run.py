@@ -32,20 +32,36 @@ def read(env: Env, day: str) -> storage.CommittedPartition:
 
 
 def test_kill_9_mid_commit_leaves_each_day_old_or_new_and_the_rerun_finishes(env: Env) -> None:
-    env.dag('RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False)', schedule="weekly")
+    env.dag(
+        'RankingsDailyOperator(task_id="rankings", output_uri=LAKE, openrouter_conn_id=CONN, coalesce=False)',
+        schedule="weekly",
+    )
     assert env.run("2025-07-08").state == "success"
     old = {d: read(env, d) for d in ("2025-07-02", "2025-07-05", "2025-07-06")}
     env.emulator.restate("2025-07-02")
     env.emulator.restate("2025-07-05")
 
-    proc = subprocess.run([sys.executable, str(SCRIPT), env.dag_id, "2025-07-08T00:00:00+00:00", "4"],
-                          capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), env.dag_id, "2025-07-08T00:00:00+00:00", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ.copy(),
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
 
-    first, second, untouched = read(env, "2025-07-02"), read(env, "2025-07-05"), read(env, "2025-07-06")
-    assert first.sha256 != old["2025-07-02"].sha256 and first.data_file.startswith("_pending-")  # committed, unfinished
+    first, second, untouched = (
+        read(env, "2025-07-02"),
+        read(env, "2025-07-05"),
+        read(env, "2025-07-06"),
+    )
+    assert first.sha256 != old["2025-07-02"].sha256 and first.data_file.startswith(
+        "_pending-"
+    )  # committed, unfinished
     assert first.manifest["previous_sha256"] == old["2025-07-02"].sha256
-    assert second.data == old["2025-07-05"].data and second.data_file == "data.jsonl"  # staged only: still old
+    assert (
+        second.data == old["2025-07-05"].data and second.data_file == "data.jsonl"
+    )  # staged only: still old
     assert untouched.data == old["2025-07-06"].data
     leftovers = [name for name in env.files() if "/_pending-" in name]
     assert len(leftovers) == 2
@@ -53,8 +69,17 @@ def test_kill_9_mid_commit_leaves_each_day_old_or_new_and_the_rerun_finishes(env
     result = env.run("2025-07-08")
     assert result.state == "success"
     summary = result.xcom("rankings")
-    assert summary["partitions"] == {"created": 0, "restated": 1, "replaced": 0, "repaired": 1, "unchanged": 5}
+    assert summary["partitions"] == {
+        "created": 0,
+        "restated": 1,
+        "replaced": 0,
+        "repaired": 1,
+        "unchanged": 5,
+    }
     assert not [name for name in env.files() if "/_pending-" in name or "/_tmp-" in name]
-    assert read(env, "2025-07-02").data == first.data and read(env, "2025-07-02").data_file == "data.jsonl"
+    assert (
+        read(env, "2025-07-02").data == first.data
+        and read(env, "2025-07-02").data_file == "data.jsonl"
+    )
     assert read(env, "2025-07-02").manifest["previous_sha256"] == old["2025-07-02"].sha256
     assert read(env, "2025-07-05").manifest["previous_sha256"] == old["2025-07-05"].sha256

@@ -8,10 +8,11 @@ the tasks see exactly what a scheduled or backfill run of a ``CronPartitionTimet
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -57,30 +58,49 @@ def collect(dag_id: str, run_id: str) -> PartitionRun:
         tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run_id).all()
         xcoms = {
             x.task_id: x.value
-            for x in session.query(XComModel).filter_by(dag_id=dag_id, run_id=run_id, key="return_value").all()
+            for x in session.query(XComModel)
+            .filter_by(dag_id=dag_id, run_id=run_id, key="return_value")
+            .all()
         }
         events = [
-            {"uri": uri, "partition_key": event.partition_key, "extra": event.extra, "task_id": event.source_task_id}
+            {
+                "uri": uri,
+                "partition_key": event.partition_key,
+                "extra": event.extra,
+                "task_id": event.source_task_id,
+            }
             for event, uri in session.query(AssetEvent, AssetModel.uri)
             .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
             .filter(AssetEvent.source_dag_id == dag_id, AssetEvent.source_run_id == run_id)
             .all()
         ]
-        return PartitionRun(dag_id, run_id, str(_state(run.state)), run.partition_key,
-                            {ti.task_id: _state(ti.state) for ti in tis}, xcoms, events)
+        return PartitionRun(
+            dag_id,
+            run_id,
+            str(_state(run.state)),
+            run.partition_key,
+            {ti.task_id: _state(ti.state) for ti in tis},
+            xcoms,
+            events,
+        )
 
 
 @pytest.fixture
 def run_partition(dags_folder: Path) -> Callable[..., PartitionRun]:
     """``run_partition(dag_id, partition_key, partition_date=None)``: one partitioned run via ``dag.test()``."""
-    from airflow_provider_openrouter.compat import DagBag
     from airflow.models import dagrun as dagrun_module
 
-    def run(dag_id: str, partition_key: str | None, partition_date: datetime | None = None) -> PartitionRun:
+    from airflow_provider_openrouter.compat import DagBag
+
+    def run(
+        dag_id: str, partition_key: str | None, partition_date: datetime | None = None
+    ) -> PartitionRun:
         bag = DagBag(dag_folder=str(dags_folder))
         dag = bag.get_dag(dag_id)
         if dag is None:
-            raise AssertionError(f"DAG {dag_id!r} not found in {dags_folder}; import errors: {bag.import_errors}")
+            raise AssertionError(
+                f"DAG {dag_id!r} not found in {dags_folder}; import errors: {bag.import_errors}"
+            )
         original = dagrun_module.get_or_create_dagrun
 
         def create(**kwargs: Any) -> Any:

@@ -18,8 +18,7 @@ from triggers.conftest import (  # noqa: F401 (fixtures and helpers shared with 
     utc_today,
 )
 
-
-SENSOR_DAG = '''
+SENSOR_DAG = """
 from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, task
@@ -40,7 +39,7 @@ with DAG({dag_id!r}, schedule=CronDataIntervalTimetable("0 0 * * *", timezone="U
         return None if rankings is None else [len(rankings.rows), rankings.meta.raw["as_of"]]
 
     wait >> reuse()
-'''
+"""
 
 #: Sensor options that keep the tests fast: short waits between probes.
 FAST_OPTIONS = "poke_interval=0.1, max_wait=0.3"
@@ -56,14 +55,20 @@ class SensorRun:
     run_dag: Callable[..., Any]
 
     def define(self, options: str) -> None:
-        self.write_dag(self.dag_id, SENSOR_DAG.format(dag_id=self.dag_id, conn_id=self.api.conn_id, options=options))
+        self.write_dag(
+            self.dag_id,
+            SENSOR_DAG.format(dag_id=self.dag_id, conn_id=self.api.conn_id, options=options),
+        )
 
     def run(self, day: date) -> Any:
         """Run the DAG for the data interval [day, day + 1)."""
-        return self.run_dag(self.dag_id, datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc))
+        return self.run_dag(
+            self.dag_id,
+            datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc),
+        )
 
 
-WARM_UP_DAG = '''
+WARM_UP_DAG = """
 from datetime import datetime, timezone
 from airflow.sdk import DAG, task
 
@@ -73,7 +78,7 @@ with DAG("sensor_tests_warm_up", schedule=None, start_date=datetime(2025, 1, 1, 
         return None
 
     noop()
-'''
+"""
 
 
 @pytest.fixture(scope="session")
@@ -91,8 +96,13 @@ def _warm_task_runner(dags_folder: Any) -> None:
 
 
 @pytest.fixture
-def sensor_dag(request: pytest.FixtureRequest, api: Api, write_dag: Callable[[str, str], Any],  # noqa: F811
-               run_dag: Callable[..., Any], _warm_task_runner: None) -> SensorRun:
+def sensor_dag(
+    request: pytest.FixtureRequest,
+    api: Api,  # noqa: F811 (the fixture imported from the trigger tests)
+    write_dag: Callable[[str, str], Any],
+    run_dag: Callable[..., Any],
+    _warm_task_runner: None,
+) -> SensorRun:
     dag_id = "s_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:180]
     return SensorRun(api, dag_id, write_dag, run_dag)
 
@@ -103,7 +113,11 @@ def xcom(dag_id: str, run_id: str, task_id: str, key: str) -> Any:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = session.query(XComModel).filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, key=key).one_or_none()
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, key=key)
+            .one_or_none()
+        )
         return None if row is None else row.value
 
 

@@ -8,10 +8,10 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,7 +20,12 @@ import pytest
 from airflow_provider_openrouter.testing import Emulator
 from airflow_provider_openrouter.testing import emulator as emulator_module
 from airflow_provider_openrouter.testing.dataset import (
-    APPS, NO_TAIL_DAYS, SUBCATEGORIES, TIE_DAY, model_totals)
+    APPS,
+    NO_TAIL_DAYS,
+    SUBCATEGORIES,
+    TIE_DAY,
+    model_totals,
+)
 
 KEY = "sk-or-emulator"
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -38,7 +43,9 @@ def _close_http_client() -> Iterator[None]:
     HTTP.close()
 
 
-def get(em: Emulator, path: str, key: str | None = KEY, timeout: float = 10, **params: Any) -> httpx.Response:
+def get(
+    em: Emulator, path: str, key: str | None = KEY, timeout: float = 10, **params: Any
+) -> httpx.Response:
     headers = {} if key is None else {"Authorization": f"Bearer {key}"}
     return HTTP.get(em.base_url + path, params=params, headers=headers, timeout=timeout)
 
@@ -81,10 +88,15 @@ def test_default_window_meta_and_headers(em: Emulator) -> None:
     assert response.headers["content-type"] == "application/json"
     assert int(response.headers["content-length"]) == len(response.content)
     body = response.json()
-    assert body["meta"] == {"as_of": "2025-06-01T12:00:00Z", "start_date": "2025-05-01",
-                            "end_date": "2025-05-31", "version": "v1"}
+    assert body["meta"] == {
+        "as_of": "2025-06-01T12:00:00Z",
+        "start_date": "2025-05-01",
+        "end_date": "2025-05-31",
+        "version": "v1",
+    }
     assert {row["date"] for row in body["data"]} == {
-        str(date(2025, 5, 1) + timedelta(days=i)) for i in range(31)}
+        str(date(2025, 5, 1) + timedelta(days=i)) for i in range(31)
+    }
 
 
 def test_rows_are_ordered_with_other_last_and_equal_to_the_tail(em: Emulator) -> None:
@@ -144,20 +156,23 @@ def test_default_start_follows_a_clamped_end(em: Emulator) -> None:
     assert get(em, DAILY, end_date="2025-03-31").json()["meta"]["start_date"] == "2025-03-01"
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"start_date": "2025-1-01"}, "start_date"),
-    ({"start_date": "20250101"}, "start_date"),
-    ({"end_date": "2025/05/01"}, "end_date"),
-    ({"end_date": ""}, "end_date"),
-    ({"start_date": "２０２５-01-01"}, "start_date"),  # non-ASCII digits
-    ({"start_date": "2025-05-01T00:00:00"}, "start_date"),
-    ({"start_date": "2025-02-30"}, "start_date"),
-    ({"end_date": "2025-13-01"}, "end_date"),
-    ({"start_date": "2025-05-10", "end_date": "2025-05-09"}, "start_date"),
-    ({"start_date": "2025-06-01", "end_date": "2025-06-01"}, "start_date"),  # only today
-    ({"end_date": "2024-12-31"}, "end_date"),
-    ({"start_date": "2024-01-01", "end_date": "2024-12-31"}, "end_date"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"start_date": "2025-1-01"}, "start_date"),
+        ({"start_date": "20250101"}, "start_date"),
+        ({"end_date": "2025/05/01"}, "end_date"),
+        ({"end_date": ""}, "end_date"),
+        ({"start_date": "２０２５-01-01"}, "start_date"),  # non-ASCII digits
+        ({"start_date": "2025-05-01T00:00:00"}, "start_date"),
+        ({"start_date": "2025-02-30"}, "start_date"),
+        ({"end_date": "2025-13-01"}, "end_date"),
+        ({"start_date": "2025-05-10", "end_date": "2025-05-09"}, "start_date"),
+        ({"start_date": "2025-06-01", "end_date": "2025-06-01"}, "start_date"),  # only today
+        ({"end_date": "2024-12-31"}, "end_date"),
+        ({"start_date": "2024-01-01", "end_date": "2024-12-31"}, "end_date"),
+    ],
+)
 def test_invalid_windows_are_rejected(em: Emulator, params: dict[str, str], message: str) -> None:
     assert_error(get(em, DAILY, **params), 400, message)
     assert_error(get(em, APPS_PATH, **params), 400, message)
@@ -185,14 +200,22 @@ def test_ingest_lag_delays_the_last_complete_day(em: Emulator) -> None:
 
 
 def test_app_rankings_pages_have_absolute_ranks(em: Emulator) -> None:
-    pages = [get(em, APPS_PATH, limit=limit, offset=offset).json()
-             for limit, offset in ((50, 0), (50, 50), (100, 0), (100, 100))]
+    pages = [
+        get(em, APPS_PATH, limit=limit, offset=offset).json()
+        for limit, offset in ((50, 0), (50, 50), (100, 0), (100, 100))
+    ]
     first, second, whole, third = (page["data"] for page in pages)
-    assert pages[0]["meta"] == {"as_of": "2025-06-01T12:00:00Z", "start_date": "2025-05-01",
-                                "end_date": "2025-05-31", "version": "v1"}
+    assert pages[0]["meta"] == {
+        "as_of": "2025-06-01T12:00:00Z",
+        "start_date": "2025-05-01",
+        "end_date": "2025-05-31",
+        "version": "v1",
+    }
     assert [r["rank"] for r in first + second] == list(range(1, 101))
     assert first + second == whole
-    assert third[0]["rank"] == 101 and not {r["app_id"] for r in third} & {r["app_id"] for r in whole}
+    assert third[0]["rank"] == 101 and not {r["app_id"] for r in third} & {
+        r["app_id"] for r in whole
+    }
     tokens = [int(r["total_tokens"]) for r in whole + third]
     assert tokens == sorted(tokens, reverse=True)
     row = first[0]
@@ -203,21 +226,27 @@ def test_app_rankings_pages_have_absolute_ranks(em: Emulator) -> None:
 
 
 def test_app_names_are_free_text(em: Emulator) -> None:
-    names = {r["app_name"] for offset in (0, 100)
-             for r in get(em, APPS_PATH, limit=100, offset=offset).json()["data"]}
+    names = {
+        r["app_name"]
+        for offset in (0, 100)
+        for r in get(em, APPS_PATH, limit=100, offset=offset).json()["data"]
+    }
     assert "Line one\nLine two" in names and 'Say "Hello", World' in names
     assert "Rocket 🚀 Agent" in names
 
 
 def test_trending_omits_apps_without_growth(em: Emulator) -> None:
     def all_rows(sort: str) -> list[dict[str, Any]]:
-        return [r for offset in (0, 100)
-                for r in get(em, APPS_PATH, sort=sort, limit=100, offset=offset).json()["data"]]
+        return [
+            r
+            for offset in (0, 100)
+            for r in get(em, APPS_PATH, sort=sort, limit=100, offset=offset).json()["data"]
+        ]
 
     popular, trending = all_rows("popular"), all_rows("trending")
     assert 0 < len(trending) < len(popular) and len(trending) < 200
     assert [r["rank"] for r in trending] == list(range(1, len(trending) + 1))
-    assert [r["app_id"] for r in trending] != [r["app_id"] for r in popular[:len(trending)]]
+    assert [r["app_id"] for r in trending] != [r["app_id"] for r in popular[: len(trending)]]
     assert get(em, APPS_PATH, sort="popular").json() == get(em, APPS_PATH).json()
 
 
@@ -228,20 +257,31 @@ def test_filters_rank_within_the_filtered_set(em: Emulator) -> None:
     legal = get(em, APPS_PATH, subcategory="legal", category="productivity").json()["data"]
     assert legal and all(SUBCATEGORY_OF[r["app_id"]] == "legal" for r in legal)
     assert legal[0]["rank"] == 1 and len(legal) < 50
-    assert get(em, APPS_PATH, subcategory="legal").json() == get(
-        em, APPS_PATH, subcategory="legal", category="productivity").json()
+    assert (
+        get(em, APPS_PATH, subcategory="legal").json()
+        == get(em, APPS_PATH, subcategory="legal", category="productivity").json()
+    )
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"sort": "newest"}, "sort"),
-    ({"category": "music"}, "category"),
-    ({"subcategory": "chat"}, "subcategory"),
-    ({"category": "coding", "subcategory": "roleplay"}, "subcategory"),
-    ({"limit": "0"}, "limit"), ({"limit": "101"}, "limit"), ({"limit": "abc"}, "limit"),
-    ({"limit": "1.5"}, "limit"), ({"limit": "-1"}, "limit"),
-    ({"offset": "101"}, "offset"), ({"offset": "-1"}, "offset"),
-])
-def test_invalid_app_parameters_are_rejected(em: Emulator, params: dict[str, str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"sort": "newest"}, "sort"),
+        ({"category": "music"}, "category"),
+        ({"subcategory": "chat"}, "subcategory"),
+        ({"category": "coding", "subcategory": "roleplay"}, "subcategory"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"limit": "abc"}, "limit"),
+        ({"limit": "1.5"}, "limit"),
+        ({"limit": "-1"}, "limit"),
+        ({"offset": "101"}, "offset"),
+        ({"offset": "-1"}, "offset"),
+    ],
+)
+def test_invalid_app_parameters_are_rejected(
+    em: Emulator, params: dict[str, str], message: str
+) -> None:
     assert_error(get(em, APPS_PATH, **params), 400, message)
 
 
@@ -294,7 +334,9 @@ class FakeMonotonic:
         time.sleep(seconds)
 
 
-def test_per_key_rate_limit_slides(openrouter_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_per_key_rate_limit_slides(
+    openrouter_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock = FakeMonotonic()
     monkeypatch.setattr(emulator_module, "time", clock)
     em = openrouter_emulator_factory(rpm=3, daily_limit=None, now=NOW, api_keys=(KEY, "k2"))
@@ -318,7 +360,9 @@ def test_per_key_rate_limit_slides(openrouter_emulator_factory: Any, monkeypatch
 
 
 @pytest.mark.parametrize("retry_after", ["http-date", None])
-def test_rate_limit_retry_after_formats(openrouter_emulator_factory: Any, retry_after: str | None) -> None:
+def test_rate_limit_retry_after_formats(
+    openrouter_emulator_factory: Any, retry_after: str | None
+) -> None:
     em = openrouter_emulator_factory(rpm=1, daily_limit=None, retry_after=retry_after, now=NOW)
     assert get(em, DAILY).status_code == 200
     rejected = get(em, DAILY)
@@ -326,11 +370,13 @@ def test_rate_limit_retry_after_formats(openrouter_emulator_factory: Any, retry_
     if retry_after is None:
         assert "retry-after" not in rejected.headers
     else:
-        wait = (parsedate_to_datetime(rejected.headers["retry-after"]) - datetime.now(timezone.utc))
+        wait = parsedate_to_datetime(rejected.headers["retry-after"]) - datetime.now(timezone.utc)
         assert 55 <= wait.total_seconds() <= 62
 
 
-def test_daily_limit_is_per_account_and_resets_at_utc_midnight(openrouter_emulator_factory: Any) -> None:
+def test_daily_limit_is_per_account_and_resets_at_utc_midnight(
+    openrouter_emulator_factory: Any,
+) -> None:
     em = openrouter_emulator_factory(rpm=None, daily_limit=3, now=NOW, api_keys=(KEY, "k2"))
     assert [get(em, DAILY, key=k).status_code for k in (KEY, "k2", KEY)] == [200, 200, 200]
     for key in (KEY, "k2"):
@@ -338,7 +384,9 @@ def test_daily_limit_is_per_account_and_resets_at_utc_midnight(openrouter_emulat
         assert_error(rejected, 429, "Daily request limit exceeded: 3 requests per day")
         assert rejected.headers["retry-after"] == str(12 * 3600)
     em.set_limits(retry_after="http-date")
-    wait = parsedate_to_datetime(get(em, APPS_PATH).headers["retry-after"]) - datetime.now(timezone.utc)
+    wait = parsedate_to_datetime(get(em, APPS_PATH).headers["retry-after"]) - datetime.now(
+        timezone.utc
+    )
     assert abs(wait.total_seconds() - 12 * 3600) < 5
     em.set_now(datetime(2025, 6, 2, 0, 0, 1, tzinfo=timezone.utc))
     assert get(em, DAILY).status_code == 200
@@ -346,16 +394,24 @@ def test_daily_limit_is_per_account_and_resets_at_utc_midnight(openrouter_emulat
 
 def test_disabled_limits(openrouter_emulator: Emulator) -> None:
     assert (openrouter_emulator.rpm, openrouter_emulator.daily_limit) == (None, None)
-    assert all(get(openrouter_emulator, "/datasets/rankings-daily", end_date="2025-01-02").status_code
-               == 200 for _ in range(35))
+    assert all(
+        get(openrouter_emulator, "/datasets/rankings-daily", end_date="2025-01-02").status_code
+        == 200
+        for _ in range(35)
+    )
 
 
 # ------------------------------------------------------------------ faults
 
 
-@pytest.mark.parametrize(("kind", "status", "content_type"), [
-    ("500", 500, "application/json"), ("503", 503, "application/json"),
-    ("502_html", 502, "text/html")])
+@pytest.mark.parametrize(
+    ("kind", "status", "content_type"),
+    [
+        ("500", 500, "application/json"),
+        ("503", 503, "application/json"),
+        ("502_html", 502, "text/html"),
+    ],
+)
 def test_error_faults(em: Emulator, kind: str, status: int, content_type: str) -> None:
     em.inject(kind)
     response = get(em, DAILY)
@@ -376,8 +432,11 @@ def test_truncated_and_reset_faults_break_the_transport(em: Emulator) -> None:
     with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
         get(em, DAILY)
     assert get(em, DAILY).status_code == 200
-    assert [(e["fault"], e["status"]) for e in em.requests] == [("truncated", 200), ("reset", None),
-                                                               (None, 200)]
+    assert [(e["fault"], e["status"]) for e in em.requests] == [
+        ("truncated", 200),
+        ("reset", None),
+        (None, 200),
+    ]
 
 
 def test_slow_fault_delays_a_normal_answer(em: Emulator) -> None:
@@ -405,13 +464,17 @@ def test_bad_json_and_payload_faults(em: Emulator) -> None:
     assert response.status_code == 200
     with pytest.raises(json.JSONDecodeError):
         response.json()
-    body = {"data": [{"date": "2025-05-01", "model_permaslug": "x", "total_tokens": -1.5}] * 2,
-            "meta": {"version": "v2"}}
+    body = {
+        "data": [{"date": "2025-05-01", "model_permaslug": "x", "total_tokens": -1.5}] * 2,
+        "meta": {"version": "v2"},
+    }
     em.inject("payload", body=body)
     assert get(em, DAILY).json() == body
 
 
-def test_faults_match_paths_in_fifo_order_and_do_not_count(openrouter_emulator_factory: Any) -> None:
+def test_faults_match_paths_in_fifo_order_and_do_not_count(
+    openrouter_emulator_factory: Any,
+) -> None:
     em = openrouter_emulator_factory(rpm=2, daily_limit=None, now=NOW)
     em.inject("500", times=2, path=APPS_PATH)
     em.inject("503", path=APPS_PATH)
@@ -444,14 +507,17 @@ def test_restatement_changes_numbers_and_nothing_else(em: Emulator) -> None:
     after = get(em, DAILY, **window).json()
     assert after["meta"] == before["meta"]
     assert [(r["date"], r["model_permaslug"]) for r in after["data"]] == [
-        (r["date"], r["model_permaslug"]) for r in before["data"]]
+        (r["date"], r["model_permaslug"]) for r in before["data"]
+    ]
     for old, new in zip(before["data"], after["data"]):
         if old["date"] == "2025-05-21":
             assert 1.0 < int(new["total_tokens"]) / int(old["total_tokens"]) < 1.06
         else:
             assert new == old
     apps_after = get(em, APPS_PATH, **window).json()["data"]
-    assert all(int(a["total_tokens"]) > int(b["total_tokens"]) for a, b in zip(apps_after, apps_before))
+    assert all(
+        int(a["total_tokens"]) > int(b["total_tokens"]) for a, b in zip(apps_after, apps_before)
+    )
     assert em.restate("2025-05-21") == 2
     assert get(em, DAILY, **window).json()["data"] != after["data"]
 
@@ -466,7 +532,10 @@ def test_request_log(em: Emulator) -> None:
     control(em, "requests")
     log = em.requests
     assert [(e["method"], e["path"], e["status"]) for e in log] == [
-        ("GET", "/api/v1" + DAILY, 200), ("GET", "/api/v1" + APPS_PATH, 400), ("GET", "/api/v1/key", 401)]
+        ("GET", "/api/v1" + DAILY, 200),
+        ("GET", "/api/v1" + APPS_PATH, 400),
+        ("GET", "/api/v1/key", 401),
+    ]
     assert log[0]["params"] == {"start_date": "2025-05-01", "end_date": "2025-05-02"}
     assert log[0]["time"] == NOW.isoformat() and log[0]["fault"] is None
     assert set(log[0]) == {"method", "path", "params", "status", "time", "fault"}
@@ -480,8 +549,9 @@ def test_request_log(em: Emulator) -> None:
 
 
 def test_http_control_endpoints(em: Emulator) -> None:
-    assert control(em, "clock", {"now": "2025-04-10T06:00:00Z", "ingest_lag_seconds": 3600}).json() == {
-        "ok": True}
+    assert control(
+        em, "clock", {"now": "2025-04-10T06:00:00Z", "ingest_lag_seconds": 3600}
+    ).json() == {"ok": True}
     assert get(em, DAILY).json()["meta"]["as_of"] == "2025-04-10T05:00:00Z"
     assert control(em, "clock").json()["last_complete_day"] == "2025-04-09"
     control(em, "limits", {"rpm": 1, "retry_after": None})
@@ -494,7 +564,11 @@ def test_http_control_endpoints(em: Emulator) -> None:
     assert control(em, "restate", {"date": "2025-04-01"}).json()["version"] == 1
     assert em.version(date(2025, 4, 1)) == 1
     logged = control(em, "requests").json()["requests"]
-    assert [(e["fault"], e["status"]) for e in logged] == [("payload", 200), (None, 200), (None, 429)]
+    assert [(e["fault"], e["status"]) for e in logged] == [
+        ("payload", 200),
+        (None, 200),
+        (None, 429),
+    ]
     assert control(em, "reset", {}).json() == {"ok": True}
     assert em.requests == [] and get(em, DAILY).status_code == 200
     control(em, "limits", {"rpm": None})
@@ -502,7 +576,9 @@ def test_http_control_endpoints(em: Emulator) -> None:
     assert_error(control(em, "clock", {"now": "2025-04-10T06:00:00"}), 400)  # naive
     assert_error(control(em, "nothing", {}), 404)
     control(em, "clock", {"now": None})
-    assert get(em, DAILY).json()["meta"]["as_of"][:10] == datetime.now(timezone.utc).date().isoformat()
+    assert (
+        get(em, DAILY).json()["meta"]["as_of"][:10] == datetime.now(timezone.utc).date().isoformat()
+    )
 
 
 # ------------------------------------------------------------------ server behaviour
@@ -523,7 +599,10 @@ def test_keep_alive_and_concurrency(em: Emulator) -> None:
 def test_stop_closes_the_port(openrouter_emulator_factory: Any) -> None:
     em = openrouter_emulator_factory()
     with httpx.Client() as client:
-        assert client.get(em.base_url + "/key", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+        assert (
+            client.get(em.base_url + "/key", headers={"Authorization": f"Bearer {KEY}"}).status_code
+            == 200
+        )
         em.stop()
         with pytest.raises(httpx.TransportError):
             client.get(em.base_url + "/key", headers={"Authorization": f"Bearer {KEY}"})
@@ -532,8 +611,21 @@ def test_stop_closes_the_port(openrouter_emulator_factory: Any) -> None:
 
 
 def test_cli_serves_the_same_data_and_exits_cleanly(em: Emulator) -> None:
-    command = [sys.executable, "-m", "airflow_provider_openrouter.testing.emulator", "--port", "0",
-               "--key", "k1", "--key", "k2", "--rpm", "0", "--now", "2025-06-01T12:00:00Z"]
+    command = [
+        sys.executable,
+        "-m",
+        "airflow_provider_openrouter.testing.emulator",
+        "--port",
+        "0",
+        "--key",
+        "k1",
+        "--key",
+        "k2",
+        "--rpm",
+        "0",
+        "--now",
+        "2025-06-01T12:00:00Z",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -543,7 +635,10 @@ def test_cli_serves_the_same_data_and_exits_cleanly(em: Emulator) -> None:
         remote = HTTP.get(base_url + DAILY, params=params, headers={"Authorization": "Bearer k2"})
         assert remote.status_code == 200
         assert remote.content == get(em, DAILY, **params).content  # deterministic across processes
-        assert HTTP.get(base_url + "/key", headers={"Authorization": f"Bearer {KEY}"}).status_code == 401
+        assert (
+            HTTP.get(base_url + "/key", headers={"Authorization": f"Bearer {KEY}"}).status_code
+            == 401
+        )
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=10)

@@ -27,7 +27,11 @@ class Api:
 
     def probe_times(self) -> list[datetime]:
         """When each probe reached the emulator (by the emulator's clock, real time unless frozen)."""
-        return [datetime.fromisoformat(r["time"]) for r in self.emulator.requests if r["path"].endswith(PROBE_PATH)]
+        return [
+            datetime.fromisoformat(r["time"])
+            for r in self.emulator.requests
+            if r["path"].endswith(PROBE_PATH)
+        ]
 
     def probes(self) -> int:
         return self.emulator.request_count(PROBE_PATH)
@@ -38,7 +42,9 @@ def utc_today() -> date:
 
 
 @pytest.fixture
-def api_factory(openrouter_emulator_factory: Callable[..., Emulator], openrouter_conn: Callable[..., str]) -> Callable[..., Api]:
+def api_factory(
+    openrouter_emulator_factory: Callable[..., Emulator], openrouter_conn: Callable[..., str]
+) -> Callable[..., Api]:
     """Make an emulator (real clock, no limits unless given) plus a connection to it.
 
     The connection id is unique to the call, so the as_of memory (one Variable per connection)
@@ -49,7 +55,10 @@ def api_factory(openrouter_emulator_factory: Callable[..., Emulator], openrouter
         kwargs.setdefault("rpm", None)
         kwargs.setdefault("daily_limit", None)
         emulator = openrouter_emulator_factory(**kwargs)
-        return Api(emulator, openrouter_conn(emulator, conn_id=f"openrouter_{uuid.uuid4().hex[:10]}", key=key))
+        return Api(
+            emulator,
+            openrouter_conn(emulator, conn_id=f"openrouter_{uuid.uuid4().hex[:10]}", key=key),
+        )
 
     return make
 
@@ -74,7 +83,9 @@ def run_trigger(trigger: OpenRouterAsOfTrigger, limit: float = 60.0) -> dict[str
 
 def settle_to(moment: datetime, day: date) -> timedelta:
     """The ``settle`` that makes ``day`` complete exactly at ``moment``."""
-    return moment - datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+    return moment - datetime.combine(
+        day + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc
+    )
 
 
 def next_whole_second(after: timedelta = timedelta(seconds=2)) -> datetime:

@@ -8,7 +8,15 @@ import pendulum
 import pytest
 
 from airflow_provider_openrouter.exceptions import InvalidParameterError
-from airflow_provider_openrouter.windows.intervals import Window, chunks, clamp_to_floor, day_complete_at, days_for_interval, last_complete_day, parse_day
+from airflow_provider_openrouter.windows.intervals import (
+    Window,
+    chunks,
+    clamp_to_floor,
+    day_complete_at,
+    days_for_interval,
+    last_complete_day,
+    parse_day,
+)
 
 UTC = timezone.utc
 
@@ -18,7 +26,9 @@ def at(y: int, m: int, d: int, h: int = 0, minute: int = 0) -> datetime:
 
 
 def test_daily_interval_is_its_start_day() -> None:
-    assert days_for_interval(at(2025, 7, 4), at(2025, 7, 5)) == Window(date(2025, 7, 4), date(2025, 7, 4))
+    assert days_for_interval(at(2025, 7, 4), at(2025, 7, 5)) == Window(
+        date(2025, 7, 4), date(2025, 7, 4)
+    )
 
 
 def test_multi_day_interval_excludes_end() -> None:
@@ -28,14 +38,22 @@ def test_multi_day_interval_excludes_end() -> None:
 
 
 def test_zero_length_interval_is_the_day_ending_at_the_logical_date() -> None:
-    assert days_for_interval(at(2025, 7, 5), at(2025, 7, 5)) == Window(date(2025, 7, 4), date(2025, 7, 4))
+    assert days_for_interval(at(2025, 7, 5), at(2025, 7, 5)) == Window(
+        date(2025, 7, 4), date(2025, 7, 4)
+    )
 
 
 @pytest.mark.parametrize(
     "start,end",
-    [(at(2025, 7, 4, 6), at(2025, 7, 5, 6)), (at(2025, 7, 4), at(2025, 7, 5, 0, 30)), (at(2025, 7, 4, 1), at(2025, 7, 4, 1))],
+    [
+        (at(2025, 7, 4, 6), at(2025, 7, 5, 6)),
+        (at(2025, 7, 4), at(2025, 7, 5, 0, 30)),
+        (at(2025, 7, 4, 1), at(2025, 7, 4, 1)),
+    ],
 )
-def test_boundaries_off_midnight_are_an_error_naming_the_timetable(start: datetime, end: datetime) -> None:
+def test_boundaries_off_midnight_are_an_error_naming_the_timetable(
+    start: datetime, end: datetime
+) -> None:
     with pytest.raises(InvalidParameterError, match="CronDataIntervalTimetable"):
         days_for_interval(start, end)
 
@@ -48,7 +66,10 @@ def test_non_utc_timezone_at_utc_midnight_is_accepted() -> None:
 
 def test_local_midnight_that_is_not_utc_midnight_is_rejected() -> None:
     with pytest.raises(InvalidParameterError, match="00:00 UTC"):
-        days_for_interval(pendulum.datetime(2025, 7, 4, tz="Europe/Paris"), pendulum.datetime(2025, 7, 5, tz="Europe/Paris"))
+        days_for_interval(
+            pendulum.datetime(2025, 7, 4, tz="Europe/Paris"),
+            pendulum.datetime(2025, 7, 5, tz="Europe/Paris"),
+        )
 
 
 def test_naive_datetimes_are_rejected() -> None:
@@ -63,7 +84,9 @@ def test_reversed_interval_is_rejected() -> None:
 
 def test_window_entirely_before_floor_is_none() -> None:
     assert days_for_interval(at(2024, 12, 1), at(2025, 1, 1)) is None
-    assert days_for_interval(at(2025, 1, 1), at(2025, 1, 1)) is None  # zero-length: the day 2024-12-31
+    assert (
+        days_for_interval(at(2025, 1, 1), at(2025, 1, 1)) is None
+    )  # zero-length: the day 2024-12-31
 
 
 def test_window_straddling_floor_is_clamped_and_says_so() -> None:
@@ -82,7 +105,9 @@ def test_every_day_of_two_years_maps_to_itself() -> None:
 
 
 def test_clamp_to_floor_keeps_windows_after_floor() -> None:
-    assert clamp_to_floor(date(2025, 2, 1), date(2025, 2, 3)) == Window(date(2025, 2, 1), date(2025, 2, 3))
+    assert clamp_to_floor(date(2025, 2, 1), date(2025, 2, 3)) == Window(
+        date(2025, 2, 1), date(2025, 2, 3)
+    )
 
 
 @pytest.mark.parametrize("days", [1, 2, 365, 366, 367, 400, 732, 733, 1000])
@@ -117,13 +142,19 @@ def test_completion_instant_and_last_complete_day_agree() -> None:
 
 @pytest.mark.parametrize(
     "value,expected",
-    [("2025-03-01", date(2025, 3, 1)), (date(2025, 3, 1), date(2025, 3, 1)), (at(2025, 3, 1), date(2025, 3, 1))],
+    [
+        ("2025-03-01", date(2025, 3, 1)),
+        (date(2025, 3, 1), date(2025, 3, 1)),
+        (at(2025, 3, 1), date(2025, 3, 1)),
+    ],
 )
 def test_parse_day_accepts_dates_strings_and_midnights(value: object, expected: date) -> None:
     assert parse_day(value) == expected  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("value", ["2025-3-1", "2025-02-30", "20250301", "yesterday", 20250301, None])
+@pytest.mark.parametrize(
+    "value", ["2025-3-1", "2025-02-30", "20250301", "yesterday", 20250301, None]
+)
 def test_parse_day_rejects_everything_else(value: object) -> None:
     with pytest.raises(InvalidParameterError):
         parse_day(value, "start_date")  # type: ignore[arg-type]

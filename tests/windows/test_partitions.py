@@ -9,7 +9,11 @@ import pytest
 
 from airflow_provider_openrouter.exceptions import InvalidParameterError
 from airflow_provider_openrouter.windows.intervals import Window
-from airflow_provider_openrouter.windows.partitions import days_for_partition, parse_partition_key, partition_spec
+from airflow_provider_openrouter.windows.partitions import (
+    days_for_partition,
+    parse_partition_key,
+    partition_spec,
+)
 
 UTC = timezone.utc
 ONE_DAY = timedelta(days=1)
@@ -30,20 +34,48 @@ DAILY = partition_spec("0 0 * * *", "UTC", "%Y-%m-%d")
 @pytest.mark.parametrize(
     "cron,period",
     [
-        ("0 0 * * *", "daily"), ("@daily", "daily"), ("@midnight", "daily"), ("00 00 * * *", "daily"),
-        ("0 0 * * 1", "weekly"), ("0 0 * * mon", "weekly"), ("0 0 * * MON", "weekly"), ("0 0 * * 0", "weekly"),
-        ("0 0 * * 7", "weekly"), ("@weekly", "weekly"),
-        ("0 0 1 * *", "monthly"), ("@monthly", "monthly"), ("0 0 15 * *", "monthly"), ("0 0 28 * *", "monthly"),
-        ("0 0 1 */3 *", "quarterly"), ("@quarterly", "quarterly"),
-        ("0 0 1 1 *", "yearly"), ("@yearly", "yearly"), ("@annually", "yearly"),
+        ("0 0 * * *", "daily"),
+        ("@daily", "daily"),
+        ("@midnight", "daily"),
+        ("00 00 * * *", "daily"),
+        ("0 0 * * 1", "weekly"),
+        ("0 0 * * mon", "weekly"),
+        ("0 0 * * MON", "weekly"),
+        ("0 0 * * 0", "weekly"),
+        ("0 0 * * 7", "weekly"),
+        ("@weekly", "weekly"),
+        ("0 0 1 * *", "monthly"),
+        ("@monthly", "monthly"),
+        ("0 0 15 * *", "monthly"),
+        ("0 0 28 * *", "monthly"),
+        ("0 0 1 */3 *", "quarterly"),
+        ("@quarterly", "quarterly"),
+        ("0 0 1 1 *", "yearly"),
+        ("@yearly", "yearly"),
+        ("@annually", "yearly"),
     ],
 )
-def test_daily_weekly_monthly_quarterly_yearly_crons_at_midnight_are_accepted(cron: str, period: str) -> None:
+def test_daily_weekly_monthly_quarterly_yearly_crons_at_midnight_are_accepted(
+    cron: str, period: str
+) -> None:
     assert partition_spec(cron, "UTC", "%Y-%m-%d").period == period
 
 
-@pytest.mark.parametrize("tz", ["UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z", "Zulu", "+00:00",
-                                pendulum.timezone("UTC"), pendulum.timezone("Etc/UTC"), pendulum.FixedTimezone(0)])
+@pytest.mark.parametrize(
+    "tz",
+    [
+        "UTC",
+        "Etc/UTC",
+        "GMT",
+        "Etc/GMT",
+        "Z",
+        "Zulu",
+        "+00:00",
+        pendulum.timezone("UTC"),
+        pendulum.timezone("Etc/UTC"),
+        pendulum.FixedTimezone(0),
+    ],
+)
 def test_zero_offset_timezones_are_accepted(tz: object) -> None:
     assert partition_spec("0 0 * * *", tz, "%Y-%m-%d").period == "daily"
 
@@ -51,11 +83,21 @@ def test_zero_offset_timezones_are_accepted(tz: object) -> None:
 @pytest.mark.parametrize(
     "cron,fmt",
     [
-        ("0 0 * * *", "%Y-%m-%d"), ("0 0 * * *", "%Y%m%d"), ("0 0 * * *", "%d/%m/%Y"), ("0 0 * * *", "%Y-%j"),
-        ("0 0 * * *", "%Y-%m-%dT%H:%M:%S"), ("0 0 * * *", "%Y-%m-%dT%H:%M:%S%z"), ("0 0 * * *", "%G-W%V-%u"),
+        ("0 0 * * *", "%Y-%m-%d"),
+        ("0 0 * * *", "%Y%m%d"),
+        ("0 0 * * *", "%d/%m/%Y"),
+        ("0 0 * * *", "%Y-%j"),
+        ("0 0 * * *", "%Y-%m-%dT%H:%M:%S"),
+        ("0 0 * * *", "%Y-%m-%dT%H:%M:%S%z"),
+        ("0 0 * * *", "%G-W%V-%u"),
         ("0 0 * * *", "day=%Y-%m-%d"),
-        ("0 0 * * 1", "%Y-%m-%d"), ("0 0 * * 1", "%Y-%m-%d (W%V)"), ("0 0 * * 1", "%G-W%V-%u"),
-        ("0 0 1 * *", "%Y-%m"), ("0 0 1 * *", "%Y-%m-%d"), ("0 0 1 */3 *", "%Y-%m"), ("0 0 1 1 *", "%Y"),
+        ("0 0 * * 1", "%Y-%m-%d"),
+        ("0 0 * * 1", "%Y-%m-%d (W%V)"),
+        ("0 0 * * 1", "%G-W%V-%u"),
+        ("0 0 1 * *", "%Y-%m"),
+        ("0 0 1 * *", "%Y-%m-%d"),
+        ("0 0 1 */3 *", "%Y-%m"),
+        ("0 0 1 1 *", "%Y"),
     ],
 )
 def test_key_formats_that_name_each_partition_are_accepted(cron: str, fmt: str) -> None:
@@ -63,27 +105,62 @@ def test_key_formats_that_name_each_partition_are_accepted(cron: str, fmt: str) 
     day = date(2025, 1, 1)
     while day < date(2026, 1, 1):  # every key of a year reads back as its partition
         if spec.is_start(day):
-            assert days_for_partition(spec.format_key(day), None, spec) == days_for_partition(None, at(day.year, day.month, day.day), spec)
+            assert days_for_partition(spec.format_key(day), None, spec) == days_for_partition(
+                None, at(day.year, day.month, day.day), spec
+            )
         day += ONE_DAY
 
 
 # ---------------------------------------------------------------------- refused schedules
-@pytest.mark.parametrize("tz", ["Europe/Paris", "America/New_York", "Asia/Kolkata", "Europe/London",
-                                pendulum.timezone("Europe/Paris"), pendulum.FixedTimezone(3600), "+01:00"])
+@pytest.mark.parametrize(
+    "tz",
+    [
+        "Europe/Paris",
+        "America/New_York",
+        "Asia/Kolkata",
+        "Europe/London",
+        pendulum.timezone("Europe/Paris"),
+        pendulum.FixedTimezone(3600),
+        "+01:00",
+    ],
+)
 def test_timezones_other_than_utc_are_refused(tz: object) -> None:
     with pytest.raises(InvalidParameterError, match="timezone.*UTC"):
         partition_spec("0 0 * * *", tz, "%Y-%m-%d")
 
 
-@pytest.mark.parametrize("cron", ["0 * * * *", "30 0 * * *", "0 1 * * *", "0 23 * * *", "*/5 * * * *", "@hourly",
-                                  "0 0,12 * * *"])
+@pytest.mark.parametrize(
+    "cron",
+    [
+        "0 * * * *",
+        "30 0 * * *",
+        "0 1 * * *",
+        "0 23 * * *",
+        "*/5 * * * *",
+        "@hourly",
+        "0 0,12 * * *",
+    ],
+)
 def test_crons_firing_off_midnight_are_refused(cron: str) -> None:
     with pytest.raises(InvalidParameterError, match="00:00"):
         partition_spec(cron, "UTC", "%Y-%m-%d")
 
 
-@pytest.mark.parametrize("cron", ["0 0 * * 1-5", "0 0 * * 1,3", "0 0 */2 * *", "0 0 31 * *", "0 0 29 * *",
-                                  "0 0 1,15 * *", "0 0 1 * 1", "0 0 1 2-4 *", "0 0 L * *", "0 0 * 1 *"])
+@pytest.mark.parametrize(
+    "cron",
+    [
+        "0 0 * * 1-5",
+        "0 0 * * 1,3",
+        "0 0 */2 * *",
+        "0 0 31 * *",
+        "0 0 29 * *",
+        "0 0 1,15 * *",
+        "0 0 1 * 1",
+        "0 0 1 2-4 *",
+        "0 0 L * *",
+        "0 0 * 1 *",
+    ],
+)
 def test_irregular_day_schedules_are_refused(cron: str) -> None:
     with pytest.raises(InvalidParameterError, match="daily, weekly"):
         partition_spec(cron, "UTC", "%Y-%m-%d")
@@ -98,8 +175,14 @@ def test_malformed_crons_are_refused(cron: str) -> None:
 @pytest.mark.parametrize(
     "cron,fmt",
     [
-        ("0 0 * * *", "%Y-%m"), ("0 0 * * *", "%m-%d"), ("0 0 * * *", "%Y-%U"), ("0 0 * * *", "%d"),
-        ("0 0 * * 1", "%Y-W%V"), ("0 0 * * 1", "%Y-%m"), ("0 0 1 * *", "%Y"), ("0 0 1 */3 *", "%Y"),
+        ("0 0 * * *", "%Y-%m"),
+        ("0 0 * * *", "%m-%d"),
+        ("0 0 * * *", "%Y-%U"),
+        ("0 0 * * *", "%d"),
+        ("0 0 * * 1", "%Y-W%V"),
+        ("0 0 * * 1", "%Y-%m"),
+        ("0 0 1 * *", "%Y"),
+        ("0 0 1 */3 *", "%Y"),
     ],
 )
 def test_key_formats_that_merge_partitions_are_refused(cron: str, fmt: str) -> None:
@@ -139,7 +222,15 @@ def test_each_period_covers_its_whole_utc_days(cron: str, start: str, expected: 
 
 
 def test_consecutive_partitions_tile_the_calendar_without_gap_or_overlap() -> None:
-    for cron in ("0 0 * * *", "0 0 * * 1", "0 0 * * 0", "0 0 1 * *", "0 0 10 * *", "0 0 1 */3 *", "0 0 1 1 *"):
+    for cron in (
+        "0 0 * * *",
+        "0 0 * * 1",
+        "0 0 * * 0",
+        "0 0 1 * *",
+        "0 0 10 * *",
+        "0 0 1 */3 *",
+        "0 0 1 1 *",
+    ):
         spec = partition_spec(cron, "UTC", "%Y-%m-%d")
         day, expected_next = date(2025, 1, 1), None
         while day <= date(2027, 12, 31):
@@ -153,27 +244,36 @@ def test_consecutive_partitions_tile_the_calendar_without_gap_or_overlap() -> No
 
 def test_a_yearly_partition_is_at_most_366_days() -> None:
     spec = partition_spec("@yearly", "UTC", "%Y")
-    assert days_for_partition("2028", None, spec).days == 366 and days_for_partition("2027", None, spec).days == 365
+    assert (
+        days_for_partition("2028", None, spec).days == 366
+        and days_for_partition("2027", None, spec).days == 365
+    )
 
 
 def test_the_partition_date_wins_and_must_agree_with_the_key() -> None:
     assert days_for_partition("2025-03-01", at(2025, 3, 1), DAILY) == w("2025-03-01", "2025-03-01")
     assert days_for_partition(None, at(2025, 3, 1), DAILY) == w("2025-03-01", "2025-03-01")
-    with pytest.raises(InvalidParameterError, match="is not the key of the partition starting 2025-03-01"):
+    with pytest.raises(
+        InvalidParameterError, match="is not the key of the partition starting 2025-03-01"
+    ):
         days_for_partition("2025-03-02", at(2025, 3, 1), DAILY)
 
 
 def test_a_partition_date_off_utc_midnight_is_refused() -> None:
     with pytest.raises(InvalidParameterError, match="not at 00:00 UTC"):
         days_for_partition("2025-03-01", at(2025, 3, 1, 1), DAILY)
-    with pytest.raises(InvalidParameterError, match="not at 00:00 UTC"):  # Paris midnight is 23:00 UTC
+    with pytest.raises(
+        InvalidParameterError, match="not at 00:00 UTC"
+    ):  # Paris midnight is 23:00 UTC
         days_for_partition(None, pendulum.datetime(2025, 3, 1, tz="Europe/Paris"), DAILY)
     with pytest.raises(InvalidParameterError, match="no timezone"):
         days_for_partition(None, datetime(2025, 3, 1), DAILY)
 
 
 def test_an_aware_partition_date_at_utc_midnight_in_another_zone_is_accepted() -> None:
-    assert days_for_partition("2025-03-01", pendulum.datetime(2025, 3, 1, 1, tz="Europe/Paris"), DAILY) == w("2025-03-01", "2025-03-01")
+    assert days_for_partition(
+        "2025-03-01", pendulum.datetime(2025, 3, 1, 1, tz="Europe/Paris"), DAILY
+    ) == w("2025-03-01", "2025-03-01")
 
 
 def test_a_partition_date_that_is_not_a_tick_of_the_cron_is_refused() -> None:
@@ -231,9 +331,23 @@ def test_keys_of_the_temporal_mappers_name_their_days(key: str, expected: tuple[
     assert days_for_partition(key, at(first.year, first.month, first.day)) == Window(first, last)
 
 
-@pytest.mark.parametrize("key", ["us", "", "2025-03-01T00:00:00", "2025-3-1", "2025-13", "2025-02-30",
-                                 "2025-03-04 (W10)", "2025-03-03 (W11)", "2025-03-03 W10", "2025", "2025-Q1",
-                                 "all_regions"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "us",
+        "",
+        "2025-03-01T00:00:00",
+        "2025-3-1",
+        "2025-13",
+        "2025-02-30",
+        "2025-03-04 (W10)",
+        "2025-03-03 (W11)",
+        "2025-03-03 W10",
+        "2025",
+        "2025-Q1",
+        "all_regions",
+    ],
+)
 def test_other_keys_say_what_works(key: str) -> None:
     with pytest.raises(InvalidParameterError, match="window_start and window_end"):
         days_for_partition(key, None)

@@ -62,7 +62,11 @@ SUBCATEGORY_CATEGORY: dict[str, str] = {
 APP_CATEGORIES = ("coding", "creative", "productivity", "entertainment")
 
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("app_id", "int"), ("app_name", "string"), ("rank", "int"), ("total_requests", "int"), ("total_tokens", "int"),
+    ("app_id", "int"),
+    ("app_name", "string"),
+    ("rank", "int"),
+    ("total_requests", "int"),
+    ("total_tokens", "int"),
 )
 
 
@@ -71,7 +75,9 @@ def validate_app_params(
 ) -> None:
     """Raise :class:`InvalidParameterError` naming the first bad app-rankings parameter."""
     if sort not in APP_SORTS:
-        raise InvalidParameterError(f"sort={sort!r} is not supported; use one of {', '.join(APP_SORTS)}.")
+        raise InvalidParameterError(
+            f"sort={sort!r} is not supported; use one of {', '.join(APP_SORTS)}."
+        )
     if category is not None and category not in APP_CATEGORIES:
         raise InvalidParameterError(
             f"category={category!r} is not an OpenRouter app category; use one of "
@@ -89,14 +95,25 @@ def validate_app_params(
                 f"subcategory={subcategory!r} belongs to category {parent!r}, not {category!r}; "
                 f"set category={parent!r} or leave it None."
             )
-    if isinstance(max_apps, bool) or not isinstance(max_apps, int) or not 1 <= max_apps <= APP_CEILING:
+    if (
+        isinstance(max_apps, bool)
+        or not isinstance(max_apps, int)
+        or not 1 <= max_apps <= APP_CEILING
+    ):
         raise InvalidParameterError(
             f"max_apps={max_apps!r} must be an integer from 1 to {APP_CEILING} "
             "(the API reaches no app beyond rank 200)."
         )
 
+
 def app_page_params(
-    window: Window, *, sort: str, category: str | None, subcategory: str | None, offset: int, limit: int
+    window: Window,
+    *,
+    sort: str,
+    category: str | None,
+    subcategory: str | None,
+    offset: int,
+    limit: int,
 ) -> dict[str, Any]:
     params: dict[str, Any] = {**window_params(window), "sort": sort}
     if category is not None:
@@ -106,6 +123,7 @@ def app_page_params(
     params["limit"] = limit
     params["offset"] = offset
     return params
+
 
 def app_pages(max_apps: int) -> list[tuple[int, int]]:
     """(offset, limit) of the pages needed for ``max_apps`` apps, largest pages first."""
@@ -117,6 +135,7 @@ def app_pages(max_apps: int) -> list[tuple[int, int]]:
         pages.append((offset, limit))
         offset += limit
     return pages
+
 
 class AppRankingRow(NamedTuple):
     """One app's position and totals inside a window (an immutable named tuple)."""
@@ -151,6 +170,7 @@ class AppRankings:
     def clamped(self) -> bool:
         return self.meta.window != Window(self.requested.start, self.requested.end)
 
+
 def parse_app_rankings_page(payload: Any, offset: int) -> tuple[DatasetMeta, list[AppRankingRow]]:
     """Validate one app-rankings page: ranks must run ``offset + 1, offset + 2, ...`` without gaps.
 
@@ -178,8 +198,15 @@ def _fast_page(data: list[Any], offset: int) -> list[AppRankingRow] | None:
     if set(map(type, data)) != _DICT:
         return None
     try:
-        ids, names, ranks = list(map(_APP_ID, data)), list(map(_APP_NAME, data)), list(map(_RANK, data))
-        requests, tokens = exact_counts(list(map(_REQUESTS, data))), exact_counts(list(map(_TOKENS, data)))
+        ids, names, ranks = (
+            list(map(_APP_ID, data)),
+            list(map(_APP_NAME, data)),
+            list(map(_RANK, data)),
+        )
+        requests, tokens = (
+            exact_counts(list(map(_REQUESTS, data))),
+            exact_counts(list(map(_TOKENS, data))),
+        )
     except KeyError:
         return None
     if (
@@ -191,7 +218,9 @@ def _fast_page(data: list[Any], offset: int) -> list[AppRankingRow] | None:
         or ranks != list(range(offset + 1, offset + 1 + len(data)))
     ):
         return None
-    return list(map(_new_row, repeat(AppRankingRow), zip(ids, names, ranks, requests, tokens, strict=True)))
+    return list(
+        map(_new_row, repeat(AppRankingRow), zip(ids, names, ranks, requests, tokens, strict=True))
+    )
 
 
 def _checked_page(data: list[Any], offset: int) -> list[AppRankingRow]:
@@ -204,10 +233,22 @@ def _checked_page(data: list[Any], offset: int) -> list[AppRankingRow]:
         app_id = require(item, "app_id", int, where="a row", row=where)
         name = require(item, "app_name", str, where="a row", row=where)
         rank = require(item, "rank", int, where="a row", row=where)
-        requests = parse_count(require(item, "total_requests", (int, str), where="a row", row=where), field="total_requests", row=where)
-        tokens = parse_count(require(item, "total_tokens", (int, str), where="a row", row=where), field="total_tokens", row=where)
+        requests = parse_count(
+            require(item, "total_requests", (int, str), where="a row", row=where),
+            field="total_requests",
+            row=where,
+        )
+        tokens = parse_count(
+            require(item, "total_tokens", (int, str), where="a row", row=where),
+            field="total_tokens",
+            row=where,
+        )
         if rank != offset + index + 1:
-            raise fail(f"rank {rank} where {offset + index + 1} was expected; ranks are absolute across pages", field="rank", row=where)
+            raise fail(
+                f"rank {rank} where {offset + index + 1} was expected; ranks are absolute across pages",
+                field="rank",
+                row=where,
+            )
         rows.append(AppRankingRow(app_id, name, rank, requests, tokens))
     return rows
 
@@ -226,13 +267,20 @@ def join_app_pages(
     seen: set[int] = set()
     for page_meta, page_rows in pages:
         if page_meta.window != meta.window:
-            raise fail(f"pages answered different windows ({meta.window} and {page_meta.window})", field="meta")
+            raise fail(
+                f"pages answered different windows ({meta.window} and {page_meta.window})",
+                field="meta",
+            )
         for row in page_rows:
             if row.app_id in seen:
-                raise fail(f"app {row.app_id} appears twice across pages", field="app_id", row=row.rank - 1)
+                raise fail(
+                    f"app {row.app_id} appears twice across pages", field="app_id", row=row.rank - 1
+                )
             seen.add(row.app_id)
             rows.append(row)
-    return AppRankings(meta=meta, rows=tuple(rows), requested=requested, capped=capped, requests=tuple(requests))
+    return AppRankings(
+        meta=meta, rows=tuple(rows), requested=requested, capped=capped, requests=tuple(requests)
+    )
 
 
 def partition_key(sort: str, category: str | None, subcategory: str | None, window: Window) -> str:

@@ -38,7 +38,11 @@ OTHER_PERMASLUG = "other"
 #: Models ranked per day before the ``other`` row.
 TOP_MODELS_PER_DAY = 50
 #: Column name -> kind ("date", "string", "int"), in file order.
-COLUMNS: tuple[tuple[str, str], ...] = (("date", "date"), ("model_permaslug", "string"), ("total_tokens", "int"))
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("date", "date"),
+    ("model_permaslug", "string"),
+    ("total_tokens", "int"),
+)
 
 
 class RankingsDailyRow(NamedTuple):
@@ -52,7 +56,11 @@ class RankingsDailyRow(NamedTuple):
     total_tokens: int
 
     def to_record(self) -> dict[str, Any]:
-        return {"date": self.date.isoformat(), "model_permaslug": self.model_permaslug, "total_tokens": self.total_tokens}
+        return {
+            "date": self.date.isoformat(),
+            "model_permaslug": self.model_permaslug,
+            "total_tokens": self.total_tokens,
+        }
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class RankingsDaily:
 
     def rows_for(self, day: date) -> tuple[RankingsDailyRow, ...]:
         return tuple(row for row in self.rows if row.date == day)
+
 
 def parse_rankings_daily(payload: Any, requested: Window) -> RankingsDaily:
     """Validate a rankings-daily response.
@@ -91,7 +100,11 @@ def parse_rankings_daily(payload: Any, requested: Window) -> RankingsDaily:
     return RankingsDaily(meta=meta, rows=rows, requested=requested)
 
 
-_DATE, _SLUG, _TOKENS = itemgetter("date"), itemgetter("model_permaslug"), itemgetter("total_tokens")
+_DATE, _SLUG, _TOKENS = (
+    itemgetter("date"),
+    itemgetter("model_permaslug"),
+    itemgetter("total_tokens"),
+)
 _DICT, _STR = {dict}, {str}
 _new_row = tuple.__new__
 
@@ -107,7 +120,11 @@ def _fast_rows(data: list[Any], meta: DatasetMeta) -> tuple[RankingsDailyRow, ..
     if set(map(type, data)) != _DICT:  # exact types: bool, float, subclasses go row by row
         return None
     try:
-        dates, slugs, tokens = list(map(_DATE, data)), list(map(_SLUG, data)), list(map(_TOKENS, data))
+        dates, slugs, tokens = (
+            list(map(_DATE, data)),
+            list(map(_SLUG, data)),
+            list(map(_TOKENS, data)),
+        )
     except KeyError:
         return None
     if set(map(type, dates)) != _STR or set(map(type, slugs)) != _STR or not all(slugs):
@@ -119,7 +136,10 @@ def _fast_rows(data: list[Any], meta: DatasetMeta) -> tuple[RankingsDailyRow, ..
     start, end = meta.start_date, meta.end_date
     previous: date | None = None
     begin = 0
-    for stop in (*compress(count(1), map(ne, dates, islice(dates, 1, None))), len(dates)):  # one step per day
+    for stop in (
+        *compress(count(1), map(ne, dates, islice(dates, 1, None))),
+        len(dates),
+    ):  # one step per day
         text = dates[begin]
         if len(text) != 10:
             return None
@@ -139,9 +159,11 @@ def _fast_rows(data: list[Any], meta: DatasetMeta) -> tuple[RankingsDailyRow, ..
             del models[-1]
         if len(models) > TOP_MODELS_PER_DAY:
             return None
-        tally = counts[begin:begin + len(models)]
+        tally = counts[begin : begin + len(models)]
         following = tally[1:]
-        if not all(map(gt, tally, following)):  # ties (or disorder): ties must be ordered by permaslug
+        if not all(
+            map(gt, tally, following)
+        ):  # ties (or disorder): ties must be ordered by permaslug
             if not all(map(ge, tally, following)):
                 return None
             for index in compress(count(), map(eq, tally, following)):
@@ -163,30 +185,53 @@ def _checked_rows(data: list[Any], meta: DatasetMeta) -> tuple[RankingsDailyRow,
     for index, item in enumerate(data):
         if not isinstance(item, Mapping):
             raise fail(f"row is {type(item).__name__}, not an object", row=index)
-        day = parse_date(require(item, "date", str, where="a row", row=index), field="date", row=index)
+        day = parse_date(
+            require(item, "date", str, where="a row", row=index), field="date", row=index
+        )
         slug = require(item, "model_permaslug", str, where="a row", row=index)
         if not slug:
             raise fail("empty model_permaslug", field="model_permaslug", row=index)
-        tokens = parse_count(require(item, "total_tokens", (str, int), where="a row", row=index), field="total_tokens", row=index)
+        tokens = parse_count(
+            require(item, "total_tokens", (str, int), where="a row", row=index),
+            field="total_tokens",
+            row=index,
+        )
         if not meta.start_date <= day <= meta.end_date:
-            raise fail(f"date {day} lies outside meta's window {meta.window}", field="date", row=index)
+            raise fail(
+                f"date {day} lies outside meta's window {meta.window}", field="date", row=index
+            )
         if current is None or day != current:
             if current is not None and day < current:
-                raise fail(f"date {day} comes after {current}; rows must be sorted by date", field="date", row=index)
+                raise fail(
+                    f"date {day} comes after {current}; rows must be sorted by date",
+                    field="date",
+                    row=index,
+                )
             current, models_today, other_today, previous, seen = day, 0, False, None, set()
         if slug in seen:
             raise fail(f"duplicate row for ({day}, {slug})", field="model_permaslug", row=index)
         seen.add(slug)
         if other_today:
-            raise fail(f"row for {slug!r} follows the 'other' row of {day}; 'other' must be last", field="model_permaslug", row=index)
+            raise fail(
+                f"row for {slug!r} follows the 'other' row of {day}; 'other' must be last",
+                field="model_permaslug",
+                row=index,
+            )
         row = RankingsDailyRow(day, slug, tokens)
         if slug == OTHER_PERMASLUG:
             other_today = True
         else:
             models_today += 1
             if models_today > TOP_MODELS_PER_DAY:
-                raise fail(f"more than {TOP_MODELS_PER_DAY} models on {day}", field="model_permaslug", row=index)
-            if previous is not None and (-previous.total_tokens, previous.model_permaslug) > (-tokens, slug):
+                raise fail(
+                    f"more than {TOP_MODELS_PER_DAY} models on {day}",
+                    field="model_permaslug",
+                    row=index,
+                )
+            if previous is not None and (-previous.total_tokens, previous.model_permaslug) > (
+                -tokens,
+                slug,
+            ):
                 raise fail(
                     f"{slug!r} ({tokens}) is out of order after {previous.model_permaslug!r} ({previous.total_tokens}); "
                     "rows must be sorted by tokens descending, ties by permaslug",

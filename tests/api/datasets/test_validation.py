@@ -11,9 +11,12 @@ import pytest
 
 from airflow_provider_openrouter.api.answers import exact_counts, parse_count, parse_meta
 from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
-from airflow_provider_openrouter.api.datasets.app_rankings import join_app_pages, parse_app_rankings_page
-from airflow_provider_openrouter.exceptions import InvalidResponseError
+from airflow_provider_openrouter.api.datasets.app_rankings import (
+    join_app_pages,
+    parse_app_rankings_page,
+)
 from airflow_provider_openrouter.api.datasets.rankings_daily import parse_rankings_daily
+from airflow_provider_openrouter.exceptions import InvalidResponseError
 from airflow_provider_openrouter.windows.intervals import Window
 
 DAY1, DAY2 = "2026-05-10", "2026-05-11"
@@ -28,16 +31,30 @@ def rankings_payload() -> dict[str, Any]:
             {"date": DAY1, "model_permaslug": "a/tie", "total_tokens": "500"},
             {"date": DAY1, "model_permaslug": "b/tie", "total_tokens": "500"},
             {"date": DAY1, "model_permaslug": "other", "total_tokens": "12345678901234567890"},
-            {"date": DAY2, "model_permaslug": "anthropic/claude", "total_tokens": "900", "new_field": 1},
+            {
+                "date": DAY2,
+                "model_permaslug": "anthropic/claude",
+                "total_tokens": "900",
+                "new_field": 1,
+            },
         ],
-        "meta": {"as_of": "2026-05-12T02:00:00Z", "start_date": DAY1, "end_date": DAY2, "version": "v1"},
+        "meta": {
+            "as_of": "2026-05-12T02:00:00Z",
+            "start_date": DAY1,
+            "end_date": DAY2,
+            "version": "v1",
+        },
     }
 
 
 def test_valid_response_is_typed_and_exact() -> None:
     result = parse_rankings_daily(rankings_payload(), REQUESTED)
     assert result.meta.as_of == datetime(2026, 5, 12, 2, tzinfo=timezone.utc)
-    assert (result.meta.start_date, result.meta.end_date, result.meta.version) == (date(2026, 5, 10), date(2026, 5, 11), "v1")
+    assert (result.meta.start_date, result.meta.end_date, result.meta.version) == (
+        date(2026, 5, 10),
+        date(2026, 5, 11),
+        "v1",
+    )
     assert result.meta.raw["as_of"] == "2026-05-12T02:00:00Z"
     first = result.rows[0]
     assert first.total_tokens == 2**53 + 1 and type(first.total_tokens) is int
@@ -86,7 +103,9 @@ def mutate(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
         (mutate(("data", 0), "not an object"), None, 0),
     ],
 )
-def test_each_rule_names_field_and_row(payload: dict[str, Any], field: str | None, row: int) -> None:
+def test_each_rule_names_field_and_row(
+    payload: dict[str, Any], field: str | None, row: int
+) -> None:
     with pytest.raises(InvalidResponseError) as info:
         parse_rankings_daily(payload, REQUESTED)
     assert info.value.row == row
@@ -109,7 +128,10 @@ def test_dates_must_ascend() -> None:
 
 
 def test_more_than_fifty_models_a_day_is_rejected() -> None:
-    rows = [{"date": DAY1, "model_permaslug": f"m/{i:02d}", "total_tokens": str(1000 - i)} for i in range(51)]
+    rows = [
+        {"date": DAY1, "model_permaslug": f"m/{i:02d}", "total_tokens": str(1000 - i)}
+        for i in range(51)
+    ]
     payload = {"data": rows, "meta": rankings_payload()["meta"]}
     with pytest.raises(InvalidResponseError, match="more than 50"):
         parse_rankings_daily(payload, REQUESTED)
@@ -146,7 +168,21 @@ def test_parse_count_accepts_exact_integers_only() -> None:
     assert parse_count(str(10**30), field="f") == 10**30
     assert parse_count(42, field="f") == 42
     assert parse_count(Count(7), field="f") == 7 and parse_count(Text("8"), field="f") == 8
-    for bad in ("1e3", " 1", "0x10", -1, 1.0, None, False, True, "", "１２", "²", Text("-1"), Decimal(3)):
+    for bad in (
+        "1e3",
+        " 1",
+        "0x10",
+        -1,
+        1.0,
+        None,
+        False,
+        True,
+        "",
+        "１２",
+        "²",
+        Text("-1"),
+        Decimal(3),
+    ):
         with pytest.raises(InvalidResponseError):
             parse_count(bad, field="f")
 
@@ -155,18 +191,38 @@ def test_exact_counts_reads_only_plain_columns() -> None:
     assert exact_counts(["0", "12", str(10**30)]) == [0, 12, 10**30]
     assert exact_counts([0, 5, 2**64]) == [0, 5, 2**64]
     assert exact_counts([]) == []
-    for column in (["1", ""], ["1", "²"], ["1", "１"], ["1", 2], [1, -1], [1, True], [1.0], [Count(1)], [Text("1")]):
+    for column in (
+        ["1", ""],
+        ["1", "²"],
+        ["1", "１"],
+        ["1", 2],
+        [1, -1],
+        [1, True],
+        [1.0],
+        [Count(1)],
+        [Text("1")],
+    ):
         assert exact_counts(column) is None, column
 
 
 def app_page(offset: int, n: int, *, start_id: int = 1000) -> dict[str, Any]:
     return {
         "data": [
-            {"app_id": start_id + i, "app_name": f'App "{i}", ok 🚀\nline', "rank": offset + i + 1,
-             "total_requests": 10 * (n - i), "total_tokens": str(10**18 - i)}
+            {
+                "app_id": start_id + i,
+                "app_name": f'App "{i}", ok 🚀\nline',
+                "rank": offset + i + 1,
+                "total_requests": 10 * (n - i),
+                "total_tokens": str(10**18 - i),
+            }
             for i in range(n)
         ],
-        "meta": {"as_of": "2026-05-12T02:00:00Z", "start_date": DAY1, "end_date": DAY2, "version": "v1"},
+        "meta": {
+            "as_of": "2026-05-12T02:00:00Z",
+            "start_date": DAY1,
+            "end_date": DAY2,
+            "version": "v1",
+        },
     }
 
 
@@ -201,7 +257,9 @@ def test_app_pages_with_different_windows_are_rejected() -> None:
         join_app_pages([first, parse_app_rankings_page(other, 2)], REQUESTED, capped=False)
 
 
-@pytest.mark.parametrize("field,value", [("app_id", "12"), ("rank", 1.0), ("total_requests", -1), ("app_name", None)])
+@pytest.mark.parametrize(
+    "field,value", [("app_id", "12"), ("rank", 1.0), ("total_requests", -1), ("app_name", None)]
+)
 def test_app_fields_are_typed(field: str, value: Any) -> None:
     page = app_page(0, 2)
     page["data"][0][field] = value
@@ -238,8 +296,30 @@ def fast_and_checked(payload: dict[str, Any]) -> tuple[Any, Any]:
     return fast, checked
 
 
-BAD_TOKENS = ["12.5", "-5", "", " 1", "1 ", "+1", "1_000", "0x10", "1e3", "１２", "²", "١٢", "12\n",
-              -1, True, False, 1.5e16, 15.0, Decimal("15"), None, [1], {"n": 1}]
+BAD_TOKENS = [
+    "12.5",
+    "-5",
+    "",
+    " 1",
+    "1 ",
+    "+1",
+    "1_000",
+    "0x10",
+    "1e3",
+    "１２",
+    "²",
+    "١٢",
+    "12\n",
+    -1,
+    True,
+    False,
+    1.5e16,
+    15.0,
+    Decimal("15"),
+    None,
+    [1],
+    {"n": 1},
+]
 
 
 @pytest.mark.parametrize("value", BAD_TOKENS, ids=repr)
@@ -258,7 +338,11 @@ def test_every_bad_count_is_rejected_on_the_fast_path(value: Any, row: int) -> N
     [
         (("data", 1, "date"), 20260510, "date"),
         (("data", 1, "date"), "2026-5-10", "date"),
-        (("data", 4, "date"), "20260511", "date"),  # ISO basic format: fromisoformat reads it, the rule does not
+        (
+            ("data", 4, "date"),
+            "20260511",
+            "date",
+        ),  # ISO basic format: fromisoformat reads it, the rule does not
         (("data", 1, "date"), "2026-05-10T00:00:00", "date"),
         (("data", 1, "date"), " 2026-05-10", "date"),
         (("data", 1, "date"), None, "date"),
@@ -275,7 +359,9 @@ def test_every_bad_count_is_rejected_on_the_fast_path(value: Any, row: int) -> N
         (("data", 0), None, None),
     ],
 )
-def test_every_rule_is_kept_on_the_fast_path(path: tuple[Any, ...], value: Any, field: str | None) -> None:
+def test_every_rule_is_kept_on_the_fast_path(
+    path: tuple[Any, ...], value: Any, field: str | None
+) -> None:
     payload = mutate(path, value)
     fast, checked = fast_and_checked(payload)
     assert fast is None and isinstance(checked, InvalidResponseError)
@@ -290,8 +376,10 @@ def test_other_row_in_the_middle_and_twice_are_rejected_on_the_fast_path() -> No
         [("a/m", "9"), ("other", "1"), ("other", "1")],
         [("other", "1"), ("a/m", "9")],
     ):
-        payload = {"data": [{"date": DAY1, "model_permaslug": s, "total_tokens": t} for s, t in rows],
-                   "meta": rankings_payload()["meta"]}
+        payload = {
+            "data": [{"date": DAY1, "model_permaslug": s, "total_tokens": t} for s, t in rows],
+            "meta": rankings_payload()["meta"],
+        }
         fast, checked = fast_and_checked(payload)
         assert fast is None and isinstance(checked, InvalidResponseError), rows
 
@@ -304,7 +392,10 @@ def test_a_date_repeated_after_a_later_one_is_rejected_on_the_fast_path() -> Non
 
 
 def test_fifty_one_models_are_rejected_on_the_fast_path_and_fifty_plus_other_accepted() -> None:
-    rows = [{"date": DAY1, "model_permaslug": f"m/{i:02d}", "total_tokens": str(1000 - i)} for i in range(51)]
+    rows = [
+        {"date": DAY1, "model_permaslug": f"m/{i:02d}", "total_tokens": str(1000 - i)}
+        for i in range(51)
+    ]
     fast, checked = fast_and_checked({"data": rows, "meta": rankings_payload()["meta"]})
     assert fast is None and isinstance(checked, InvalidResponseError)
     rows[-1] = {"date": DAY1, "model_permaslug": "other", "total_tokens": "999999"}
@@ -314,8 +405,10 @@ def test_fifty_one_models_are_rejected_on_the_fast_path_and_fifty_plus_other_acc
 
 def test_ties_are_ordered_by_permaslug_on_the_fast_path() -> None:
     rows = [("c/m", "9"), ("a/t", "5"), ("b/t", "5"), ("c/t", "5"), ("d/m", "2")]
-    payload = {"data": [{"date": DAY1, "model_permaslug": s, "total_tokens": t} for s, t in rows],
-               "meta": rankings_payload()["meta"]}
+    payload = {
+        "data": [{"date": DAY1, "model_permaslug": s, "total_tokens": t} for s, t in rows],
+        "meta": rankings_payload()["meta"],
+    }
     fast, checked = fast_and_checked(payload)
     assert fast is not None and fast == checked
     payload["data"][2]["model_permaslug"], payload["data"][3]["model_permaslug"] = "c/t", "b/t"
@@ -331,11 +424,15 @@ def test_ties_are_ordered_by_permaslug_on_the_fast_path() -> None:
         lambda p: p["data"][1].update(model_permaslug=Text("a/tie")),
         lambda p: p["data"][1].update(date=Text(DAY1)),
         lambda p: p["data"].__setitem__(2, Row(p["data"][2])),
-        lambda p: p["data"][0].update(total_tokens=2**53 + 1),  # a JSON integer beside digit strings
+        lambda p: p["data"][0].update(
+            total_tokens=2**53 + 1
+        ),  # a JSON integer beside digit strings
         lambda p: [row.update(total_tokens=int(row["total_tokens"])) for row in p["data"]],
     ],
 )
-def test_subclasses_and_json_integers_are_read_as_the_row_by_row_checks_read_them(change: Any) -> None:
+def test_subclasses_and_json_integers_are_read_as_the_row_by_row_checks_read_them(
+    change: Any,
+) -> None:
     payload = rankings_payload()
     expected = parse_rankings_daily(rankings_payload(), REQUESTED).rows
     change(payload)
@@ -349,7 +446,11 @@ def test_fast_and_row_by_row_passes_give_identical_rows() -> None:
     fast, checked = fast_and_checked(payload)
     assert fast is not None and fast == checked
     assert [type(v) for v in fast[0]] == [date, str, int]
-    assert fast[0].to_record() == {"date": DAY1, "model_permaslug": "openai/gpt-4o", "total_tokens": 2**53 + 1}
+    assert fast[0].to_record() == {
+        "date": DAY1,
+        "model_permaslug": "openai/gpt-4o",
+        "total_tokens": 2**53 + 1,
+    }
     assert parse_rankings_daily({"data": [], "meta": payload["meta"]}, REQUESTED).rows == ()
 
 
@@ -365,13 +466,29 @@ def test_rows_are_immutable() -> None:
 @pytest.mark.parametrize(
     "field,value",
     [
-        ("app_id", True), ("app_id", 12.0), ("app_id", None), ("app_id", KeyError),
-        ("app_name", 7), ("app_name", b"x"), ("app_name", KeyError),
-        ("rank", True), ("rank", "1"), ("rank", 2), ("rank", KeyError),
-        ("total_requests", True), ("total_requests", 1.5), ("total_requests", "１"), ("total_requests", ""),
-        ("total_requests", "-1"), ("total_requests", KeyError),
-        ("total_tokens", False), ("total_tokens", 1e18), ("total_tokens", "1.0"), ("total_tokens", -5),
-        ("total_tokens", "²"), ("total_tokens", None),
+        ("app_id", True),
+        ("app_id", 12.0),
+        ("app_id", None),
+        ("app_id", KeyError),
+        ("app_name", 7),
+        ("app_name", b"x"),
+        ("app_name", KeyError),
+        ("rank", True),
+        ("rank", "1"),
+        ("rank", 2),
+        ("rank", KeyError),
+        ("total_requests", True),
+        ("total_requests", 1.5),
+        ("total_requests", "１"),
+        ("total_requests", ""),
+        ("total_requests", "-1"),
+        ("total_requests", KeyError),
+        ("total_tokens", False),
+        ("total_tokens", 1e18),
+        ("total_tokens", "1.0"),
+        ("total_tokens", -5),
+        ("total_tokens", "²"),
+        ("total_tokens", None),
     ],
 )
 def test_app_page_rules_are_kept_on_the_fast_path(field: str, value: Any) -> None:
@@ -397,9 +514,15 @@ def test_app_page_non_object_row_is_rejected_on_the_fast_path() -> None:
 def test_app_page_subclasses_are_read_as_the_row_by_row_checks_read_them() -> None:
     expected = parse_app_rankings_page(app_page(0, 3), 0)[1]
     page = app_page(0, 3)
-    page["data"][0] = Row(page["data"][0], app_id=Count(1000), app_name=Text(page["data"][0]["app_name"]),
-                          total_tokens=Text(page["data"][0]["total_tokens"]))
-    page["data"][1]["total_requests"] = str(page["data"][1]["total_requests"])  # a digit string beside integers
+    page["data"][0] = Row(
+        page["data"][0],
+        app_id=Count(1000),
+        app_name=Text(page["data"][0]["app_name"]),
+        total_tokens=Text(page["data"][0]["total_tokens"]),
+    )
+    page["data"][1]["total_requests"] = str(
+        page["data"][1]["total_requests"]
+    )  # a digit string beside integers
     assert parse_app_rankings_page(page, 0)[1] == expected
     fast = app_rankings._fast_page(app_page(0, 3)["data"], 0)
     assert fast == expected and [type(v) for v in fast[0]] == [int, str, int, int, int]

