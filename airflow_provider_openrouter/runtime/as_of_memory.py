@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
+from airflow_provider_openrouter.runtime import variables
 from airflow_provider_openrouter.windows.intervals import day_complete_at
 
 log = logging.getLogger(__name__)
@@ -81,17 +82,7 @@ def variable_key(openrouter_conn_id: str) -> str:
 
 def recall(openrouter_conn_id: str, base_url: str) -> SeenAsOf | None:
     """The remembered ``as_of`` of this connection if it was seen on this same API."""
-    from airflow.sdk import Variable
-
-    try:
-        stored = Variable.get(variable_key(openrouter_conn_id), default=None, deserialize_json=True)
-    except Exception as exc:  # an unreadable memory only costs a probe
-        log.warning(
-            "Could not read Variable %s (%s); probing instead.",
-            variable_key(openrouter_conn_id),
-            exc,
-        )
-        return None
+    stored = variables.read_json(variable_key(openrouter_conn_id))
     seen = SeenAsOf.from_json(stored)
     if seen is None or seen.base_url != public_base_url(base_url):
         return None
@@ -100,8 +91,6 @@ def recall(openrouter_conn_id: str, base_url: str) -> SeenAsOf | None:
 
 def remember(openrouter_conn_id: str, seen: SeenAsOf) -> bool:
     """Store ``seen`` if it is newer than what is remembered; return whether it was stored."""
-    from airflow.sdk import Variable
-
     seen = SeenAsOf(seen.as_of, seen.end_date, public_base_url(seen.base_url))
     current = recall(openrouter_conn_id, seen.base_url)
     if current is not None:
@@ -111,23 +100,11 @@ def remember(openrouter_conn_id: str, seen: SeenAsOf) -> bool:
         )
         if seen == current:
             return False
-    try:
-        Variable.set(
-            variable_key(openrouter_conn_id),
-            seen.to_json(),
-            description="Highest meta.as_of seen by OpenRouterAsOfSensor for this connection (safe to delete).",
-            serialize_json=True,
-        )
-    except (
-        Exception
-    ) as exc:  # never fail a sensor that has its proof because the memory is read-only
-        log.warning(
-            "Could not store Variable %s (%s); later runs will probe again.",
-            variable_key(openrouter_conn_id),
-            exc,
-        )
-        return False
-    return True
+    return variables.write_json(
+        variable_key(openrouter_conn_id),
+        seen.to_json(),
+        description="Highest meta.as_of seen by OpenRouterAsOfSensor for this connection (safe to delete).",
+    )
 
 
 # ---------------------------------------------------------------------------- single-flight probes

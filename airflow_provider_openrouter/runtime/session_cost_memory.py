@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
+from airflow_provider_openrouter.runtime import variables
 from airflow_provider_openrouter.runtime.as_of_memory import public_base_url
 
 if TYPE_CHECKING:
@@ -71,17 +72,7 @@ def variable_key(openrouter_conn_id: str) -> str:
 
 def recall(openrouter_conn_id: str, base_url: str) -> SeenSnapshot | None:
     """The newest snapshot remembered for this connection, if it was seen on this same API."""
-    from airflow.sdk import Variable
-
-    try:
-        stored = Variable.get(variable_key(openrouter_conn_id), default=None, deserialize_json=True)
-    except Exception as exc:  # an unreadable memory only costs a probe
-        log.warning(
-            "Could not read Variable %s (%s); probing instead.",
-            variable_key(openrouter_conn_id),
-            exc,
-        )
-        return None
+    stored = variables.read_json(variable_key(openrouter_conn_id))
     seen = SeenSnapshot.from_json(stored)
     if seen is None or seen.base_url != public_base_url(base_url):
         return None
@@ -90,8 +81,6 @@ def recall(openrouter_conn_id: str, base_url: str) -> SeenSnapshot | None:
 
 def remember(openrouter_conn_id: str, seen: SeenSnapshot) -> bool:
     """Store ``seen`` if it is newer than what is remembered; return whether it was stored."""
-    from airflow.sdk import Variable
-
     seen = SeenSnapshot(
         seen.window_end_date,
         seen.window_days,
@@ -102,23 +91,11 @@ def remember(openrouter_conn_id: str, seen: SeenSnapshot) -> bool:
     current = recall(openrouter_conn_id, seen.base_url)
     if current is not None and current.window_end_date >= seen.window_end_date:
         return False
-    try:
-        Variable.set(
-            variable_key(openrouter_conn_id),
-            seen.to_json(),
-            description="Newest OpenRouter session-cost snapshot seen for this connection (safe to delete).",
-            serialize_json=True,
-        )
-    except (
-        Exception
-    ) as exc:  # never fail a task that has its answer because the memory is read-only
-        log.warning(
-            "Could not store Variable %s (%s); later runs will probe again.",
-            variable_key(openrouter_conn_id),
-            exc,
-        )
-        return False
-    return True
+    return variables.write_json(
+        variable_key(openrouter_conn_id),
+        seen.to_json(),
+        description="Newest OpenRouter session-cost snapshot seen for this connection (safe to delete).",
+    )
 
 
 def from_meta(meta: SessionCostMeta, base_url: str) -> SeenSnapshot | None:

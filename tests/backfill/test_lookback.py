@@ -135,7 +135,7 @@ def test_a_backfill_that_served_young_days_from_a_stale_chunk_converges_on_the_n
     from airflow_provider_openrouter.operators.rankings import RankingsDailyOperator
 
     caplog.set_level(
-        logging.ERROR, logger="airflow_provider_openrouter.runtime.as_of_memory"
+        logging.ERROR, logger="airflow_provider_openrouter.runtime"
     )  # no Variables here
     last = date(2026, 2, 27)
     emulator = openrouter_emulator_factory(
@@ -200,7 +200,7 @@ def test_app_rankings_lookback_is_off_by_default_and_each_recheck_costs_a_reques
     from airflow_provider_openrouter.operators import rankings as module
     from airflow_provider_openrouter.operators.rankings import AppRankingsOperator
 
-    caplog.set_level(logging.ERROR, logger="airflow_provider_openrouter.runtime.as_of_memory")
+    caplog.set_level(logging.ERROR, logger="airflow_provider_openrouter.runtime")
     # the runs below are a day apart on the API's clock but seconds apart on this machine's: let the
     # lookback re-check windows written a moment ago (normally it waits an hour: the same backfill)
     monkeypatch.setattr(module, "APP_RECHECK_AFTER", timedelta(0))

@@ -308,7 +308,7 @@ def test_damaged_or_foreign_cache_entry_is_refetched_never_trusted(
     from airflow_provider_openrouter.operators.rankings import RankingsDailyOperator
 
     caplog.set_level(
-        logging.ERROR, logger="airflow_provider_openrouter.runtime.as_of_memory"
+        logging.ERROR, logger="airflow_provider_openrouter.runtime"
     )  # no Variables here
     emulator = openrouter_emulator_factory(
         rpm=None, daily_limit=None, now=datetime(2026, 3, 1, 2, tzinfo=UTC)

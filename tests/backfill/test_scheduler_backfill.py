@@ -447,7 +447,7 @@ def test_backfill_with_default_flags_and_a_restatement_converges_on_the_next_run
         coalesce=False,
     )
     # outside a task process the sensors' as_of memory cannot be written: the reference does without it
-    caplog.set_level(logging.ERROR, logger="airflow_provider_openrouter.runtime.as_of_memory")
+    caplog.set_level(logging.ERROR, logger="airflow_provider_openrouter.runtime")
     every_day = days(FIRST, NEXT_DAY)
     for day in every_day:
         run_inline(serial, day)
