@@ -69,8 +69,22 @@ class VariableBudget:
             return self.budget.reserve()
         except BudgetUnavailableError as exc:
             self.available = False
-            log.info("No shared request budget here (%s): pacing within this process only.", exc)
+            if _in_task():
+                log.info(
+                    "No shared request budget here (%s): pacing within this process only.", exc
+                )
+            else:  # a script or a shell: Variables are a task's; nothing is wrong
+                log.debug("Outside an Airflow task: pacing within this process only (%s).", exc)
             return 0.0
+
+
+def _in_task() -> bool:
+    """Whether this process runs an Airflow task (the only place the Task SDK reaches Variables)."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:  # pragma: no cover - Airflow without the Task SDK
+        return False
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
 
 
 _budgets: dict[tuple[str, int], VariableBudget] = {}
