@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
+from airflow_provider_openrouter.api.datasets import CAVEATS
 from airflow_provider_openrouter.compat import AirflowSkipException
 from airflow_provider_openrouter.exceptions import (
     BadRequestError,
@@ -159,6 +160,8 @@ class OpenRouterDatasetOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("output_uri", "output_conn_id", "window_start", "window_end")
     dataset: str = ""
+    #: How to read the dataset's numbers, in every manifest (the token rankings' caveats by default).
+    caveats: str = CAVEATS
     request_path: str = ""
     operator_extra_links: tuple[Any, ...] = (OpenRouterDatasetPageLink(), OpenRouterPartitionLink())
 
@@ -274,6 +277,7 @@ class OpenRouterDatasetOperator(BaseOperator):
             meta=fetch.meta,
             fetched_at=fetch.fetched_at,
             extra=extra,
+            caveats=self.caveats,
             **file_facts(partition),
         )
 

@@ -26,8 +26,7 @@ from airflow_provider_openrouter.compat import AirflowSkipException
 from airflow_provider_openrouter.exceptions import InvalidParameterError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.lake import formats
-from airflow_provider_openrouter.lake.land import file_facts
-from airflow_provider_openrouter.lake.manifest import SESSION_COST, build_manifest
+from airflow_provider_openrouter.lake.manifest import SESSION_COST
 from airflow_provider_openrouter.operators.base import (
     Fetch,
     Landing,
@@ -39,8 +38,6 @@ from airflow_provider_openrouter.runtime import session_cost_memory
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_openrouter.lake.storage import StagedPartition
-    from airflow_provider_openrouter.windows.intervals import Window
 
 __all__ = ["SessionCostOperator"]
 
@@ -82,6 +79,7 @@ class SessionCostOperator(OpenRouterDatasetOperator):
     )
     dataset = SESSION_COST
     request_path = session_cost.PATH
+    caveats = session_cost.CAVEATS
     ui_color = "#eef7e8"
 
     def __init__(
@@ -122,28 +120,6 @@ class SessionCostOperator(OpenRouterDatasetOperator):
     ) -> tuple[bytes, None]:
         """JSON Lines with ``median_session_cost_usd`` as a number literal carrying every digit."""
         return formats.exact_jsonl_bytes(records), None
-
-    def manifest(
-        self,
-        partition: StagedPartition,
-        fetch: Fetch,
-        days: Window,
-        run_window: Window,
-        extra: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """The base manifest with this dataset's caveats (medians per harness, not token counts)."""
-        return build_manifest(
-            dataset=self.dataset,
-            window=days,
-            run_window=run_window,
-            request_path=self.request_path,
-            request_params=fetch.params,
-            meta=fetch.meta,
-            fetched_at=fetch.fetched_at,
-            caveats=session_cost.CAVEATS,
-            extra=extra,
-            **file_facts(partition),
-        )
 
     def _filters(self) -> tuple[str | None, str | None, str | None]:
         return (self.app_slug or None, self.model or None, self.turn_range or None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -19,12 +19,12 @@ from airflow_provider_openrouter.exceptions import OpenRouterError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.runtime import probe
 from airflow_provider_openrouter.runtime.as_of_memory import public_base_url
+from airflow_provider_openrouter.triggers.waiting import aware, sleep_until
 from airflow_provider_openrouter.windows.intervals import day_complete_at
 
 #: Values of ``event["status"]``.
 SUCCESS, TIMEOUT, ERROR = "success", "timeout", "error"
 #: Longest single sleep, so that a changed system clock is noticed.
-_SLEEP_STEP = 60.0
 
 
 class OpenRouterAsOfTrigger(BaseTrigger):
@@ -60,11 +60,11 @@ class OpenRouterAsOfTrigger(BaseTrigger):
         super().__init__()
         self.openrouter_conn_id = openrouter_conn_id
         self.target = date.fromisoformat(target_day)
-        self.deadline = _aware(deadline, "deadline")
+        self.deadline = aware(deadline, "deadline")
         self.settle_seconds = float(settle_seconds)
         self.poke_interval = float(poke_interval)
         self.max_wait = float(max_wait)
-        self.not_before = _aware(not_before, "not_before") if not_before else None
+        self.not_before = aware(not_before, "not_before") if not_before else None
         self.prior_probes = int(prior_probes)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -135,7 +135,7 @@ class OpenRouterAsOfTrigger(BaseTrigger):
                 self.target,
                 self.complete_at.isoformat(),
             )
-            await _sleep_until(first)
+            await sleep_until(first)
 
         try:
             hook = OpenRouterHook(self.openrouter_conn_id)
@@ -214,17 +214,4 @@ class OpenRouterAsOfTrigger(BaseTrigger):
                     f"{self.deadline.isoformat()}; {last.describe() if last else 'no answer yet'}",
                 )
                 return
-            await _sleep_until(min(not_before, self.deadline))
-
-
-def _aware(value: datetime | str, name: str) -> datetime:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if moment.tzinfo is None:
-        raise ValueError(f"{name} {moment.isoformat()} has no timezone.")
-    return moment.astimezone(timezone.utc)
-
-
-async def _sleep_until(moment: datetime) -> None:
-    """Sleep until ``moment`` by the trigger's clock, in steps of at most a minute."""
-    while (remaining := (moment - probe.utcnow()).total_seconds()) > 0:
-        await asyncio.sleep(min(remaining, _SLEEP_STEP))
+            await sleep_until(min(not_before, self.deadline))

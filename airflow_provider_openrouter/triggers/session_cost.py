@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -21,11 +21,11 @@ from airflow_provider_openrouter.exceptions import OpenRouterError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.runtime import probe
 from airflow_provider_openrouter.runtime.as_of_memory import public_base_url
+from airflow_provider_openrouter.triggers.waiting import aware, sleep_until
 
 #: Values of ``event["status"]``.
 SUCCESS, TIMEOUT, ERROR = "success", "timeout", "error"
 #: Longest single sleep, so that a changed system clock is noticed.
-_SLEEP_STEP = 60.0
 
 
 class OpenRouterSessionCostTrigger(BaseTrigger):
@@ -58,8 +58,8 @@ class OpenRouterSessionCostTrigger(BaseTrigger):
         super().__init__()
         self.openrouter_conn_id = openrouter_conn_id
         self.after = date.fromisoformat(after) if after else None
-        self.deadline = _aware(deadline, "deadline")
-        self.not_before = _aware(not_before, "not_before")
+        self.deadline = aware(deadline, "deadline")
+        self.not_before = aware(not_before, "not_before")
         self.poke_interval = float(poke_interval)
         self.max_wait = float(max_wait)
         self.prior_probes = int(prior_probes)
@@ -123,7 +123,7 @@ class OpenRouterSessionCostTrigger(BaseTrigger):
                 self.not_before.isoformat(),
                 self._awaited(),
             )
-            await _sleep_until(self.not_before)
+            await sleep_until(self.not_before)
 
         try:
             hook = OpenRouterHook(self.openrouter_conn_id)
@@ -187,17 +187,4 @@ class OpenRouterSessionCostTrigger(BaseTrigger):
                     f"{self.deadline.isoformat()}",
                 )
                 return
-            await _sleep_until(min(retry_at, self.deadline))
-
-
-def _aware(value: datetime | str, name: str) -> datetime:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if moment.tzinfo is None:
-        raise ValueError(f"{name} {moment.isoformat()} has no timezone.")
-    return moment.astimezone(timezone.utc)
-
-
-async def _sleep_until(moment: datetime) -> None:
-    """Sleep until ``moment`` by the trigger's clock, in steps of at most a minute."""
-    while (remaining := (moment - probe.utcnow()).total_seconds()) > 0:
-        await asyncio.sleep(min(remaining, _SLEEP_STEP))
+            await sleep_until(min(retry_at, self.deadline))
