@@ -7,13 +7,79 @@ it. Unknown extra fields are tolerated.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import msgspec
 
 from airflow_provider_openrouter.exceptions import InvalidResponseError
 from airflow_provider_openrouter.windows.intervals import Window
+
+#: Turns the bytes of a 200 answer into what a dataset's parser reads; raises ``ValueError`` when
+#: the body is not JSON at all (the client retries that).
+Decoder = Callable[[bytes], Any]
+Wire = TypeVar("Wire")
+
+
+def loads_exact(body: bytes) -> Any:
+    """The JSON body with every float kept exact as a :class:`~decimal.Decimal`: any answer's decoder."""
+    return json.loads(body, parse_float=Decimal)
+
+
+def decode_wire(decoder: msgspec.json.Decoder[Wire], body: bytes) -> Wire | Any:
+    """The body straight into a dataset's wire type, or, when it has any other shape, plain JSON.
+
+    The wire type is the answer's common, valid shape (exact field types, no floats): msgspec
+    decodes it and checks every field's type in one C pass, with no per-row dict. Any other shape
+    (a missing field, another type, a float, malformed JSON) decodes with :func:`loads_exact`
+    instead, so the dataset's row-by-row checks name the broken rule and the row, and a body that
+    is not JSON at all raises ``ValueError`` as before.
+    """
+    try:
+        return decoder.decode(body)
+    except msgspec.DecodeError:  # ValidationError included: the row-by-row checks say what is wrong
+        return loads_exact(body)
+
+
+def wire_meta(raw: msgspec.Raw) -> Mapping[str, Any]:
+    """A wire answer's ``meta`` (kept raw, so its floats decode exact): a JSON object, else the
+    same error as :func:`envelope` gives."""
+    meta = loads_exact(bytes(raw))
+    if type(meta) is not dict:
+        raise fail(f"{meta!r} has type {type(meta).__name__}", field="meta")
+    return meta
+
+
+def digit_counts(values: list[str]) -> list[int] | None:
+    """A column of plain ``str`` counts as :func:`parse_count` reads them, or None unless every one
+    is a non-empty run of ASCII digits.
+
+    Checked and converted over the whole column at once: the values joined by commas hold nothing
+    but digits and exactly ``len - 1`` commas, and that text read as a JSON array gives the ints
+    (a leading zero, valid here and not in JSON, takes the per-value ``int``)."""
+    if not values:
+        return []
+    text = ",".join(values)
+    if not text.isascii():
+        return None
+    joined = text.encode()
+    if (
+        joined.translate(None, b"0123456789,")
+        or joined.count(b",") != len(values) - 1
+        or not all(values)
+    ):
+        return None
+    try:
+        return _INT_ARRAY.decode(b"[" + joined + b"]")
+    except msgspec.DecodeError:
+        return list(map(int, values))
+
+
+_INT_ARRAY = msgspec.json.Decoder(list[int])
 
 
 @dataclass(frozen=True)
@@ -83,10 +149,7 @@ def exact_counts(values: list[Any]) -> list[int] | None:
     digits-only ``str`` or every value a plain non-negative ``int`` (then check value by value)."""
     kinds = set(map(type, values))
     if kinds == _STR:
-        digits = "".join(values)
-        if digits.isascii() and digits.isdigit() and all(values):
-            return list(map(int, values))
-        return None
+        return digit_counts(values)
     if kinds == _INT and min(values) >= 0:
         return list(values)
     return None if values else []

@@ -18,12 +18,12 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any, Protocol, Union, cast
 
 import httpx
 
 from airflow_provider_openrouter import __version__
+from airflow_provider_openrouter.api.answers import Decoder, loads_exact
 from airflow_provider_openrouter.api.ratelimit import key_fingerprint, limiter_for
 from airflow_provider_openrouter.api.retry import (
     RetryPolicy,
@@ -147,14 +147,17 @@ class OpenRouterClient:
         json_body: Any = None,
         *,
         deadline: float | None = None,
+        decode: Decoder = loads_exact,
     ) -> Any:
         """Perform one API call synchronously and return its decoded JSON body.
 
         ``deadline`` (seconds) bounds this call only, in place of the policy's own deadline.
+        ``decode`` turns a 200 answer's bytes into the value returned (default: JSON with exact
+        Decimal floats); it raises ``ValueError`` when the body is not JSON, which is retried.
         """
         if self._sync is None:
             self._sync = httpx.Client(headers=self._headers, timeout=self.timeout)
-        conversation = self._conversation(Send(method, path, params, json_body), deadline)
+        conversation = self._conversation(Send(method, path, params, json_body), deadline, decode)
         try:
             action = next(conversation)
             while True:
@@ -174,10 +177,13 @@ class OpenRouterClient:
         json_body: Any = None,
         *,
         deadline: float | None = None,
+        decode: Decoder = loads_exact,
     ) -> Any:
         """Perform one API call asynchronously (for triggers) with the same policy as :meth:`request`."""
         async with httpx.AsyncClient(headers=self._headers, timeout=self.timeout) as client:
-            conversation = self._conversation(Send(method, path, params, json_body), deadline)
+            conversation = self._conversation(
+                Send(method, path, params, json_body), deadline, decode
+            )
             try:
                 action = next(conversation)
                 while True:
@@ -199,14 +205,24 @@ class OpenRouterClient:
                 return done.value
 
     def get(
-        self, path: str, params: Mapping[str, Any] | None = None, *, deadline: float | None = None
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        deadline: float | None = None,
+        decode: Decoder = loads_exact,
     ) -> Any:
-        return self.request("GET", path, params, deadline=deadline)
+        return self.request("GET", path, params, deadline=deadline, decode=decode)
 
     async def aget(
-        self, path: str, params: Mapping[str, Any] | None = None, *, deadline: float | None = None
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        deadline: float | None = None,
+        decode: Decoder = loads_exact,
     ) -> Any:
-        return await self.arequest("GET", path, params, deadline=deadline)
+        return await self.arequest("GET", path, params, deadline=deadline, decode=decode)
 
     def close(self) -> None:
         if self._sync is not None:
@@ -223,7 +239,9 @@ class OpenRouterClient:
             return exc
 
     # ------------------------------------------------------------ the policy
-    def _conversation(self, send: Send, deadline: float | None = None) -> Conversation:
+    def _conversation(
+        self, send: Send, deadline: float | None = None, decode: Decoder = loads_exact
+    ) -> Conversation:
         """Everything about one call except doing I/O: pacing, retries, waits, errors.
 
         ``deadline`` replaces the policy's deadline for this call only (the shared policy is not changed).
@@ -276,7 +294,7 @@ class OpenRouterClient:
             )  # the drivers answer every Send with an Outcome
             status = response.status_code
             if status == 200:
-                body, unreadable = _decode(response)
+                body, unreadable = _decode(response, decode)
                 if unreadable is None:
                     return body
                 failures += 1
@@ -420,10 +438,10 @@ def _fits(started: float, wait: float, policy: RetryPolicy) -> bool:
     return time.monotonic() - started + wait <= policy.deadline
 
 
-def _decode(response: httpx.Response) -> tuple[Any, str | None]:
-    """The JSON body (floats kept exact as Decimal), or a description of why it is unreadable."""
+def _decode(response: httpx.Response, decode: Decoder) -> tuple[Any, str | None]:
+    """The decoded body, or a description of why it is unreadable (not JSON)."""
     try:
-        return json.loads(response.content, parse_float=Decimal), None
+        return decode(response.content), None
     except (ValueError, UnicodeDecodeError):
         kind = response.headers.get("content-type", "unknown content type")
         return None, f"the body is not valid JSON ({kind}, {len(response.content)} bytes)"

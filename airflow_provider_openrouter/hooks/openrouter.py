@@ -325,7 +325,7 @@ class OpenRouterHook(BaseHook):
         window = endpoints.request_window(start_date, end_date)
         client = self.get_conn()
         params = endpoints.window_params(window)
-        payload = client.get(rankings_daily.PATH, params)
+        payload = client.get(rankings_daily.PATH, params, decode=rankings_daily.decode)
         with client.redacting():
             result = parse_rankings_daily(payload, window)
         lineage.record_hook_input(self, client.base_url, rankings_daily.PATH, params)
@@ -410,7 +410,7 @@ class OpenRouterHook(BaseHook):
                 offset=offset,
                 limit=limit,
             )
-            payload = client.get(app_rankings.PATH, params)
+            payload = client.get(app_rankings.PATH, params, decode=app_rankings.decode)
             with client.redacting():
                 pages.append(parse_app_rankings_page(payload, offset))
             sent.append(params)

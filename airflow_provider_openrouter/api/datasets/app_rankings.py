@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from operator import itemgetter
-from typing import Any, NamedTuple
+from operator import attrgetter, itemgetter
+from typing import Any
+
+import msgspec
 
 from airflow_provider_openrouter.api.answers import (
     DatasetMeta,
+    decode_wire,
     envelope,
     exact_counts,
     fail,
     parse_count,
     parse_meta,
     require,
+    wire_meta,
 )
 from airflow_provider_openrouter.api.endpoints import window_params
 from airflow_provider_openrouter.exceptions import InvalidParameterError
@@ -137,8 +140,8 @@ def app_pages(max_apps: int) -> list[tuple[int, int]]:
     return pages
 
 
-class AppRankingRow(NamedTuple):
-    """One app's position and totals inside a window (an immutable named tuple)."""
+class AppRankingRow(msgspec.Struct, frozen=True, gc=False):
+    """One app's position and totals inside a window (immutable, compared by value)."""
 
     app_id: int
     app_name: str
@@ -171,12 +174,44 @@ class AppRankings:
         return self.meta.window != Window(self.requested.start, self.requested.end)
 
 
+class _WireApp(msgspec.Struct, gc=False):
+    """An app row as the API sends it; unknown fields are ignored."""
+
+    app_id: int
+    app_name: str
+    rank: int
+    total_requests: int | str
+    total_tokens: int | str
+
+
+class _WirePage(msgspec.Struct, gc=False):
+    data: list[_WireApp]
+    meta: msgspec.Raw
+
+
+_WIRE = msgspec.json.Decoder(_WirePage)
+
+
+def decode(body: bytes) -> Any:
+    """An app-rankings page's bytes as :func:`parse_app_rankings_page` reads them fastest: typed
+    wire rows, or plain JSON for any other shape (see :func:`~airflow_provider_openrouter.api.answers.decode_wire`)."""
+    return decode_wire(_WIRE, body)
+
+
 def parse_app_rankings_page(payload: Any, offset: int) -> tuple[DatasetMeta, list[AppRankingRow]]:
     """Validate one app-rankings page: ranks must run ``offset + 1, offset + 2, ...`` without gaps.
 
-    A page of plain ``dict``/``str``/``int`` values is checked column by column; anything else is
-    re-checked row by row, which names the row and field of the first broken rule.
+    ``payload`` is decoded JSON or what :func:`decode` made of the page's bytes. Wire rows (types
+    already checked) and pages of plain ``dict``/``str``/``int`` values are checked column by
+    column; anything else is re-checked row by row, which names the row and field of the first
+    broken rule.
     """
+    if type(payload) is _WirePage:
+        meta = parse_meta(wire_meta(payload.meta))
+        rows = _wire_page(payload.data, offset)
+        if rows is None:
+            rows = _checked_page(list(map(msgspec.structs.asdict, payload.data)), offset)
+        return meta, rows
     data, raw_meta = envelope(payload)
     meta = parse_meta(raw_meta)
     rows = _fast_page(data, offset)
@@ -187,8 +222,33 @@ def parse_app_rankings_page(payload: Any, offset: int) -> tuple[DatasetMeta, lis
 
 _APP_ID, _APP_NAME, _RANK = itemgetter("app_id"), itemgetter("app_name"), itemgetter("rank")
 _REQUESTS, _TOKENS = itemgetter("total_requests"), itemgetter("total_tokens")
+_WIRE_COLUMNS = attrgetter("app_id", "app_name", "rank", "total_requests", "total_tokens")
 _DICT, _STR, _INT = {dict}, {str}, {int}
-_new_row = tuple.__new__
+
+
+def _wire_page(data: list[_WireApp], offset: int) -> list[AppRankingRow] | None:
+    """The rows of a valid page decoded into wire rows (types already checked), or None."""
+    if not data:
+        return []
+    ids, names, ranks, requests, tokens = map(list, zip(*map(_WIRE_COLUMNS, data), strict=True))
+    return _valid_page(ids, names, ranks, exact_counts(requests), exact_counts(tokens), offset)
+
+
+def _valid_page(
+    ids: list[int],
+    names: list[str],
+    ranks: list[int],
+    requests: list[int] | None,
+    tokens: list[int] | None,
+    offset: int,
+) -> list[AppRankingRow] | None:
+    if (
+        requests is None
+        or tokens is None
+        or ranks != list(range(offset + 1, offset + 1 + len(ranks)))
+    ):
+        return None
+    return list(map(AppRankingRow, ids, names, ranks, requests, tokens))
 
 
 def _fast_page(data: list[Any], offset: int) -> list[AppRankingRow] | None:
@@ -210,17 +270,12 @@ def _fast_page(data: list[Any], offset: int) -> list[AppRankingRow] | None:
     except KeyError:
         return None
     if (
-        requests is None
-        or tokens is None
-        or set(map(type, ids)) != _INT
+        set(map(type, ids)) != _INT
         or set(map(type, names)) != _STR
         or set(map(type, ranks)) != _INT
-        or ranks != list(range(offset + 1, offset + 1 + len(data)))
     ):
         return None
-    return list(
-        map(_new_row, repeat(AppRankingRow), zip(ids, names, ranks, requests, tokens, strict=True))
-    )
+    return _valid_page(ids, names, ranks, requests, tokens, offset)
 
 
 def _checked_page(data: list[Any], offset: int) -> list[AppRankingRow]:

@@ -6,15 +6,19 @@ partition layout in the lake and its citation. Pure; the hook sends the requests
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from itertools import compress, count, islice, repeat
-from operator import eq, ge, gt, itemgetter, ne
-from typing import Any, NamedTuple
+from operator import attrgetter, eq, ge, gt, itemgetter, ne
+from typing import Any
+
+import msgspec
 
 from airflow_provider_openrouter.api.answers import (
     DatasetMeta,
+    decode_wire,
+    digit_counts,
     envelope,
     exact_counts,
     fail,
@@ -22,6 +26,7 @@ from airflow_provider_openrouter.api.answers import (
     parse_date,
     parse_meta,
     require,
+    wire_meta,
 )
 from airflow_provider_openrouter.windows.intervals import Window
 
@@ -45,10 +50,11 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-class RankingsDailyRow(NamedTuple):
+class RankingsDailyRow(msgspec.Struct, frozen=True, gc=False):
     """One model's token total on one UTC day (``other`` sums the models outside the top 50).
 
-    An immutable named tuple: a year's answer has ~18,700 of them, and a tuple is built in C.
+    Immutable, compared and hashed by value. A msgspec ``Struct`` (built in C, 40 bytes, never
+    scanned by the garbage collector) because a year's answer has ~18,700 of them.
     """
 
     date: date
@@ -80,18 +86,52 @@ class RankingsDaily:
         return tuple(row for row in self.rows if row.date == day)
 
 
+class _WireRow(msgspec.Struct, gc=False):
+    """A row as the API sends it (counts as digit strings); unknown fields are ignored."""
+
+    date: date
+    model_permaslug: str
+    total_tokens: str
+
+
+class _Wire(msgspec.Struct, gc=False):
+    data: list[_WireRow]
+    meta: msgspec.Raw
+
+
+_WIRE = msgspec.json.Decoder(_Wire)
+
+
+def decode(body: bytes) -> Any:
+    """A rankings-daily answer's bytes as :func:`parse_rankings_daily` reads them fastest.
+
+    The client's decoder for this endpoint (``client.get(PATH, params, decode=decode)``): the
+    common shape goes straight into typed wire rows; anything else is plain JSON (see
+    :func:`~airflow_provider_openrouter.api.answers.decode_wire`).
+    """
+    return decode_wire(_WIRE, body)
+
+
 def parse_rankings_daily(payload: Any, requested: Window) -> RankingsDaily:
-    """Validate a rankings-daily response.
+    """Validate a rankings-daily response: decoded JSON, or what :func:`decode` made of its bytes.
 
     Checks types, digits-only counts, rows inside ``meta``'s window, dates ascending, no duplicate
     (date, model), at most 50 models then ``other`` last within each date, tokens descending with
     ties by permaslug.
 
-    Two passes with one set of rules: :func:`_fast_rows` checks a whole answer column by column
-    and day by day (the common, valid case); whenever it finds anything unusual it hands over to
-    :func:`_checked_rows`, row by row, which names the row and field of the first broken rule.
-    The fast pass never accepts what the row-by-row pass rejects.
+    One set of rules, three passes. Bytes that :func:`decode` read into wire rows already have
+    their types checked, and :func:`_wire_rows` checks the rest column by column; decoded JSON
+    goes through :func:`_fast_rows`, the same checks over plain ``dict``/``str``/``int`` values.
+    Whenever either finds anything unusual it hands over to :func:`_checked_rows`, row by row,
+    which names the row and field of the first broken rule. The fast passes never accept what
+    the row-by-row pass rejects.
     """
+    if type(payload) is _Wire:
+        meta = parse_meta(wire_meta(payload.meta))
+        rows = _wire_rows(payload.data, meta)
+        if rows is None:
+            rows = _checked_rows(list(map(_wire_record, payload.data)), meta)
+        return RankingsDaily(meta=meta, rows=rows, requested=requested)
     data, raw_meta = envelope(payload)
     meta = parse_meta(raw_meta)
     rows = _fast_rows(data, meta)
@@ -105,8 +145,36 @@ _DATE, _SLUG, _TOKENS = (
     itemgetter("model_permaslug"),
     itemgetter("total_tokens"),
 )
+_WIRE_DATE, _WIRE_SLUG, _WIRE_TOKENS = (
+    attrgetter("date"),
+    attrgetter("model_permaslug"),
+    attrgetter("total_tokens"),
+)
 _DICT, _STR = {dict}, {str}
-_new_row = tuple.__new__
+
+
+def _wire_record(row: _WireRow) -> dict[str, Any]:
+    return {
+        "date": row.date.isoformat(),
+        "model_permaslug": row.model_permaslug,
+        "total_tokens": row.total_tokens,
+    }
+
+
+def _wire_rows(data: list[_WireRow], meta: DatasetMeta) -> tuple[RankingsDailyRow, ...] | None:
+    """The rows of a valid answer decoded into wire rows (types already checked), or None."""
+    if not data:
+        return ()
+    slugs = list(map(_WIRE_SLUG, data))
+    if not all(slugs):
+        return None
+    counts = digit_counts(list(map(_WIRE_TOKENS, data)))
+    if counts is None:
+        return None
+    dates = list(map(_WIRE_DATE, data))
+    if not _days_in_order(dates, slugs, counts, meta, _same_day):
+        return None
+    return tuple(map(RankingsDailyRow, dates, slugs, counts))
 
 
 def _fast_rows(data: list[Any], meta: DatasetMeta) -> tuple[RankingsDailyRow, ...] | None:
@@ -120,58 +188,84 @@ def _fast_rows(data: list[Any], meta: DatasetMeta) -> tuple[RankingsDailyRow, ..
     if set(map(type, data)) != _DICT:  # exact types: bool, float, subclasses go row by row
         return None
     try:
-        dates, slugs, tokens = (
+        texts, slugs, tokens = (
             list(map(_DATE, data)),
             list(map(_SLUG, data)),
             list(map(_TOKENS, data)),
         )
     except KeyError:
         return None
-    if set(map(type, dates)) != _STR or set(map(type, slugs)) != _STR or not all(slugs):
+    if set(map(type, texts)) != _STR or set(map(type, slugs)) != _STR or not all(slugs):
         return None
     counts = exact_counts(tokens)
     if counts is None:
         return None
     days: list[date] = []
+    if not _days_in_order(texts, slugs, counts, meta, _iso_day, days):
+        return None
+    return tuple(map(RankingsDailyRow, days, slugs, counts))
+
+
+def _same_day(day: date) -> date:
+    return day
+
+
+def _iso_day(text: str) -> date | None:
+    """A ``YYYY-MM-DD`` date as :func:`parse_date` reads it, or None."""
+    if len(text) != 10:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _days_in_order(
+    keys: list[Any],
+    slugs: list[str],
+    counts: list[int],
+    meta: DatasetMeta,
+    to_date: Callable[[Any], date | None],
+    days: list[date] | None = None,
+) -> bool:
+    """Whether the rows, grouped by their date ``keys`` (one ``to_date`` per day), keep every rule
+    across and within days: inside meta's window, days ascending, no duplicate model, at most 50
+    models then ``other`` last, tokens descending with ties by permaslug. ``days`` gets each
+    row's date when given."""
     start, end = meta.start_date, meta.end_date
     previous: date | None = None
     begin = 0
     for stop in (
-        *compress(count(1), map(ne, dates, islice(dates, 1, None))),
-        len(dates),
+        *compress(count(1), map(ne, keys, islice(keys, 1, None))),
+        len(keys),
     ):  # one step per day
-        text = dates[begin]
-        if len(text) != 10:
-            return None
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            return None
+        day = to_date(keys[begin])
+        if day is None:
+            return False
         if not start <= day <= end or (previous is not None and day <= previous):
-            return None
+            return False
         size = stop - begin
         models = slugs[begin:stop]
         if len(set(models)) != size:
-            return None
+            return False
         if OTHER_PERMASLUG in models:
             if models[-1] != OTHER_PERMASLUG:
-                return None
+                return False
             del models[-1]
         if len(models) > TOP_MODELS_PER_DAY:
-            return None
+            return False
         tally = counts[begin : begin + len(models)]
         following = tally[1:]
-        if not all(
-            map(gt, tally, following)
-        ):  # ties (or disorder): ties must be ordered by permaslug
+        if not all(map(gt, tally, following)):  # ties (or disorder): ties must go by permaslug
             if not all(map(ge, tally, following)):
-                return None
+                return False
             for index in compress(count(), map(eq, tally, following)):
                 if models[index] > models[index + 1]:
-                    return None
-        days += repeat(day, size)
+                    return False
+        if days is not None:
+            days += repeat(day, size)
         previous, begin = day, stop
-    return tuple(map(_new_row, repeat(RankingsDailyRow), zip(days, slugs, counts, strict=True)))
+    return True
 
 
 def _checked_rows(data: list[Any], meta: DatasetMeta) -> tuple[RankingsDailyRow, ...]:

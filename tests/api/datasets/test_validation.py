@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
-from airflow_provider_openrouter.api.answers import exact_counts, parse_count, parse_meta
+from airflow_provider_openrouter.api.answers import (
+    digit_counts,
+    exact_counts,
+    parse_count,
+    parse_meta,
+)
 from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
 from airflow_provider_openrouter.api.datasets.app_rankings import (
     join_app_pages,
@@ -205,6 +212,46 @@ def test_exact_counts_reads_only_plain_columns() -> None:
         assert exact_counts(column) is None, column
 
 
+def test_digit_counts_reads_a_whole_column_of_digit_strings_or_declines() -> None:
+    assert digit_counts(["0", "12", str(10**30), "007"]) == [0, 12, 10**30, 7]  # "007": not JSON
+    assert digit_counts([str(2**64 + 1)] * 3) == [2**64 + 1] * 3
+    assert digit_counts([]) == []
+    for column in (
+        ["1", ""],
+        ["", "1"],
+        ["1,2"],  # a comma inside a value must not split it into two counts
+        ["1,", "2"],
+        ["1", "-1"],
+        ["1", "1.0"],
+        ["1", "1e3"],
+        ["1", " 1"],
+        ["1", "[1]"],
+        ["1", "²"],
+        ["1", "１"],
+    ):
+        assert digit_counts(column) is None, column
+    for value in BAD_TOKENS:
+        if isinstance(value, str):
+            assert digit_counts(["1", value]) is None, value
+
+
+def test_decode_reads_the_common_shape_into_wire_rows_and_anything_else_as_plain_json() -> None:
+    payload = rankings_payload()
+    assert type(rankings_daily.decode(json.dumps(payload).encode())) is rankings_daily._Wire
+    payload["data"][0]["total_tokens"] = 5  # valid, but not the wire shape
+    assert rankings_daily.decode(json.dumps(payload).encode()) == payload
+    payload["meta"]["float"] = 0.1  # meta is kept exact either way
+    payload["data"][0]["total_tokens"] = BIG
+    result = parse_rankings_daily(rankings_daily.decode(json.dumps(payload).encode()), REQUESTED)
+    assert result.meta.raw["float"] == Decimal("0.1")
+    for body in (b'{"data": [', b"<html>502</html>", b"\xff"):
+        with pytest.raises(ValueError):  # the client retries a body that is not JSON
+            rankings_daily.decode(body)
+    with pytest.raises(InvalidResponseError, match="has type list") as info:
+        parse_rankings_daily(rankings_daily.decode(b'{"data": [], "meta": []}'), REQUESTED)
+    assert info.value.field == "meta"
+
+
 def app_page(offset: int, n: int, *, start_id: int = 1000) -> dict[str, Any]:
     return {
         "data": [
@@ -270,8 +317,10 @@ def test_app_fields_are_typed(field: str, value: Any) -> None:
 
 # --------------------------------------------------------------------------- the fast paths
 # parse_rankings_daily and parse_app_rankings_page check a whole answer column by column when its
-# values are plain dict/str/int, and hand anything unusual to the row-by-row checks. These tests pin
-# that the fast pass never accepts what the row-by-row pass rejects, and gives the same rows.
+# values are plain dict/str/int, and hand anything unusual to the row-by-row checks; the hook's
+# rankings-daily bytes go through rankings_daily.decode into typed wire rows, checked column by
+# column too. These tests pin that neither fast pass ever accepts what the row-by-row pass rejects,
+# and that all of them give the same rows.
 
 
 class Text(str):
@@ -286,13 +335,58 @@ class Row(dict):
     pass
 
 
+#: What :func:`wire_rows` gives when the payload has no JSON text (bytes, Decimal, subclasses) or
+#: its JSON text does not decode into wire rows (the plain-JSON path then applies).
+NOT_JSON, NOT_WIRE = "not JSON", "not wire rows"
+
+
+def as_json(payload: dict[str, Any]) -> bytes | None:
+    """The payload as the API would send it, or None when JSON cannot say it."""
+
+    def refuse(value: Any) -> Any:
+        raise TypeError(type(value).__name__)
+
+    try:
+        text = json.dumps(payload, default=refuse)
+    except (TypeError, ValueError):
+        return None
+    back = json.loads(text)
+    return text.encode() if back == payload else None  # e.g. a str subclass would round-trip as str
+
+
+def wire_rows(payload: dict[str, Any]) -> Any:
+    """The wire pass over the payload's JSON bytes: rows, None (it declines), NOT_JSON or NOT_WIRE."""
+    body = as_json(payload)
+    if body is None:
+        return NOT_JSON
+    decoded = rankings_daily.decode(body)
+    if type(decoded) is not rankings_daily._Wire:
+        return NOT_WIRE
+    return rankings_daily._wire_rows(decoded.data, parse_meta(payload["meta"]))
+
+
 def fast_and_checked(payload: dict[str, Any]) -> tuple[Any, Any]:
+    """The dict fast pass and the row-by-row pass; the wire pass must agree with the row-by-row one."""
     meta = parse_meta(payload["meta"])
     fast = rankings_daily._fast_rows(payload["data"], meta)
     try:
         checked: Any = rankings_daily._checked_rows(payload["data"], meta)
     except InvalidResponseError as exc:
         checked = exc
+    wire = wire_rows(payload)
+    if isinstance(checked, InvalidResponseError):
+        assert wire in (None, NOT_JSON, NOT_WIRE), "the wire pass accepted what the rules reject"
+    else:
+        assert wire in (checked, NOT_JSON, NOT_WIRE), "the wire pass read other rows"
+    body = as_json(payload)
+    if body is not None:  # the hook's own path, bytes to rows, ends as the dict path ends
+        try:
+            through_bytes: Any = parse_rankings_daily(rankings_daily.decode(body), REQUESTED).rows
+        except InvalidResponseError as exc:
+            assert isinstance(checked, InvalidResponseError)
+            assert (exc.field, exc.row) == (checked.field, checked.row)
+        else:
+            assert through_bytes == checked
     return fast, checked
 
 
@@ -445,7 +539,8 @@ def test_fast_and_row_by_row_passes_give_identical_rows() -> None:
     payload = rankings_payload()
     fast, checked = fast_and_checked(payload)
     assert fast is not None and fast == checked
-    assert [type(v) for v in fast[0]] == [date, str, int]
+    assert [type(v) for v in msgspec.structs.astuple(fast[0])] == [date, str, int]
+    assert wire_rows(payload) == fast
     assert fast[0].to_record() == {
         "date": DAY1,
         "model_permaslug": "openai/gpt-4o",
@@ -498,17 +593,35 @@ def test_app_page_rules_are_kept_on_the_fast_path(field: str, value: Any) -> Non
     else:
         page["data"][0][field] = value
     assert app_rankings._fast_page(page["data"], 0) is None
+    assert app_wire_page(page) in (None, NOT_JSON, NOT_WIRE)
     with pytest.raises(InvalidResponseError) as info:
         parse_app_rankings_page(page, 0)
     assert (info.value.field, info.value.row) == (field, 0)
+    body = as_json(page)
+    if body is not None:  # the hook's path from bytes names the same field and row
+        with pytest.raises(InvalidResponseError) as info:
+            parse_app_rankings_page(app_rankings.decode(body), 0)
+        assert (info.value.field, info.value.row) == (field, 0)
+
+
+def app_wire_page(page: dict[str, Any], offset: int = 0) -> Any:
+    """The wire pass over a page's JSON bytes: rows, None (it declines), NOT_JSON or NOT_WIRE."""
+    body = as_json(page)
+    if body is None:
+        return NOT_JSON
+    decoded = app_rankings.decode(body)
+    if type(decoded) is not app_rankings._WirePage:
+        return NOT_WIRE
+    return app_rankings._wire_page(decoded.data, offset)
 
 
 def test_app_page_non_object_row_is_rejected_on_the_fast_path() -> None:
     page = app_page(0, 3)
     page["data"][1] = [1001, "x", 2, 1, 1]
     assert app_rankings._fast_page(page["data"], 0) is None
+    assert app_wire_page(page) == NOT_WIRE
     with pytest.raises(InvalidResponseError, match="not an object"):
-        parse_app_rankings_page(page, 0)
+        parse_app_rankings_page(app_rankings.decode(json.dumps(page).encode()), 0)
 
 
 def test_app_page_subclasses_are_read_as_the_row_by_row_checks_read_them() -> None:
@@ -525,5 +638,11 @@ def test_app_page_subclasses_are_read_as_the_row_by_row_checks_read_them() -> No
     )  # a digit string beside integers
     assert parse_app_rankings_page(page, 0)[1] == expected
     fast = app_rankings._fast_page(app_page(0, 3)["data"], 0)
-    assert fast == expected and [type(v) for v in fast[0]] == [int, str, int, int, int]
+    assert fast == expected
+    assert [type(v) for v in msgspec.structs.astuple(fast[0])] == [int, str, int, int, int]
+    assert app_wire_page(app_page(0, 3)) == expected
+    mixed = json.dumps(page).encode()  # a digit string beside integers: the checks row by row
+    assert app_wire_page(page) is None
+    assert parse_app_rankings_page(app_rankings.decode(mixed), 0)[1] == expected
+    assert app_wire_page(app_page(100, 2), 100) == parse_app_rankings_page(app_page(100, 2), 100)[1]
     assert parse_app_rankings_page({**app_page(0, 0)}, 0)[1] == []
