@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import chain, repeat
+from operator import contains, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_openrouter.api.answers import invalid_response
@@ -219,6 +221,34 @@ def _check_row(item: Any, index: int, query: AnalyticsQuery | None) -> dict[str,
     return row
 
 
+def _plain_rows(items: list[Any], query: AnalyticsQuery | None) -> list[dict[str, Any]] | None:
+    """Copies of valid rows of plain ``dict`` objects, checked column by column over the whole
+    answer, or None to check row by row (which names the row and field of the first broken rule)."""
+    if not items:
+        return []
+    if set(map(type, items)) != _DICT:
+        return None
+    values = list(chain.from_iterable(map(dict.values, items)))
+    kinds = set(map(type, values))
+    if not kinds <= _PLAIN and not (
+        kinds <= _PLAIN_OR_DECIMAL and all(v.is_finite() for v in values if type(v) is Decimal)
+    ):
+        return None
+    if query is not None:
+        for name in (*query.dimensions, *query.metrics):
+            if not all(map(contains, items, repeat(name))):
+                return None
+        for name in query.metrics:
+            if not set(map(type, map(itemgetter(name), items))) <= _METRIC:
+                return None
+    return list(map(dict, items))
+
+
+_DICT = {dict}
+#: Exact types of a metric's values (``bool`` is not a number here).
+_METRIC = frozenset({int, Decimal, type(None)})
+
+
 def _plain_values(item: dict[str, Any]) -> bool:
     """True when every value is a plain scalar (a ``Decimal`` must also be finite)."""
     kinds = set(map(type, item.values()))
@@ -279,7 +309,9 @@ def parse_query_response(payload: Any, query: AnalyticsQuery | None = None) -> A
     warnings = data.get("warnings") or []
     if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
         raise _invalid(f"{warnings!r} is not a list of strings", field="warnings")
-    rows = [_check_row(item, index, query) for index, item in enumerate(rows_in)]
+    rows = _plain_rows(rows_in, query)
+    if rows is None:
+        rows = [_check_row(item, index, query) for index, item in enumerate(rows_in)]
     if row_count < len(rows):
         raise _invalid(
             f"row_count {row_count} is below the {len(rows)} rows returned",

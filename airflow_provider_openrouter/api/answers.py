@@ -26,8 +26,19 @@ Wire = TypeVar("Wire")
 
 
 def loads_exact(body: bytes) -> Any:
-    """The JSON body with every float kept exact as a :class:`~decimal.Decimal`: any answer's decoder."""
-    return json.loads(body, parse_float=Decimal)
+    """The JSON body with every float kept exact as a :class:`~decimal.Decimal`: any answer's decoder.
+
+    What ``json.loads(body, parse_float=Decimal)`` gives, decoded by msgspec in about half the
+    time; ``json.loads`` itself reads what msgspec refuses (``NaN``, other encodings than UTF-8)
+    and raises ``ValueError`` for a body that is not JSON.
+    """
+    try:
+        return _EXACT.decode(body)
+    except msgspec.DecodeError:
+        return json.loads(body, parse_float=Decimal)
+
+
+_EXACT = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def decode_wire(decoder: msgspec.json.Decoder[Wire], body: bytes) -> Wire | Any:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_openrouter.analytics import answers
 from airflow_provider_openrouter.analytics.query import (
     AnalyticsQuery,
     parse_analytics_meta,
@@ -219,9 +220,32 @@ class _Row(dict):
 def test_every_value_rule_is_kept_on_the_fast_path(value: Any, field: str) -> None:
     row = {"model": "m", "request_count": 1, "cost": Decimal("0.5")}
     row[field] = value
+    rows = [{"model": "m", "request_count": 2, "cost": 1}, row]
+    assert answers._plain_rows(rows, QUERY) is None  # the whole-answer pass declines
     with pytest.raises(InvalidResponseError) as info:
-        parse_query_response(answer([{"model": "m", "request_count": 2, "cost": 1}, row]), QUERY)
+        parse_query_response(answer(rows), QUERY)
     assert (info.value.field, info.value.row) == (field, 1)
+
+
+@pytest.mark.parametrize("missing", ["model", "request_count", "cost"])
+def test_a_requested_field_missing_from_one_row_is_found_on_the_fast_path(missing: str) -> None:
+    rows = [{"model": "m", "request_count": 2, "cost": 1} for _ in range(3)]
+    del rows[2][missing]
+    assert answers._plain_rows(rows, QUERY) is None
+    assert answers._plain_rows(rows, None) is not None  # free-form without a query
+    with pytest.raises(InvalidResponseError) as info:
+        parse_query_response(answer(rows), QUERY)
+    assert (info.value.field, info.value.row) == (missing, 2)
+
+
+def test_the_fast_path_and_the_row_by_row_checks_give_the_same_rows() -> None:
+    rows = [
+        {"model": f"m{i}", "request_count": i, "cost": Decimal(i) / 7, "note": None, "ok": True}
+        for i in range(50)
+    ]
+    fast = answers._plain_rows(rows, QUERY)
+    assert fast is not None and fast == rows and fast[0] is not rows[0]
+    assert fast == [answers._check_row(dict(r), i, QUERY) for i, r in enumerate(rows)]
 
 
 def test_plain_rows_subclasses_and_booleans_are_read_alike() -> None:
