@@ -47,8 +47,16 @@ WINDOWS = {
     366: ("2025-01-01", "2026-01-01"),
 }
 APP_WINDOW = ("2025-12-03", "2026-01-01")
+#: A week of hourly cost, tokens and requests per model: about 300 rows with exact decimals.
+ANALYTICS_QUERY: dict[str, Any] = {
+    "metrics": ["cost", "total_tokens", "request_count"],
+    "dimensions": ["model"],
+    "granularity": "hour",
+    "time_range": {"start": "2025-12-01T00:00:00Z", "end": "2025-12-08T00:00:00Z"},
+    "limit": 10000,
+}
 #: Rounds per window size (full, quick).
-ROUNDS = {1: (200, 40), 30: (60, 12), 366: (21, 5), "apps": (150, 30)}
+ROUNDS = {1: (200, 40), 30: (60, 12), 366: (21, 5), "apps": (150, 30), "analytics": (150, 30)}
 
 
 # ----------------------------------------------------------------------------- recording
@@ -88,13 +96,7 @@ def record(folder: Path) -> dict[str, Any]:
         routes[f"/api/v1/datasets/app-rankings?{APP_WINDOW[0]}/{APP_WINDOW[1]}"] = (
             "app-rankings.json"
         )
-        body = {
-            "metrics": ["cost", "total_tokens", "request_count"],
-            "dimensions": ["model"],
-            "granularity": "hour",
-            "time_range": {"start": "2025-12-01T00:00:00Z", "end": "2025-12-08T00:00:00Z"},
-            "limit": 10000,
-        }
+        body = ANALYTICS_QUERY
         answer = http.post(
             emulator.base_url + "/analytics/query",
             json=body,
@@ -102,6 +104,14 @@ def record(folder: Path) -> dict[str, Any]:
         )
         answer.raise_for_status()
         (folder / "analytics.json").write_bytes(answer.content)
+        routes["/api/v1/analytics/query?/"] = "analytics.json"
+        answer = http.get(
+            emulator.base_url + "/analytics/meta",
+            headers={"Authorization": f"Bearer {MANAGEMENT_KEY}"},
+        )
+        answer.raise_for_status()
+        (folder / "analytics-meta.json").write_bytes(answer.content)
+        routes["/api/v1/analytics/meta?/"] = "analytics-meta.json"
     (folder / "routes.json").write_text(json.dumps(routes))
     return routes
 
@@ -117,6 +127,10 @@ def serve(folder: Path) -> None:
         # headers and body go out in two writes: without TCP_NODELAY the body waits for the
         # client's delayed ACK (up to 40 ms), which would swamp the wall-time figures
         disable_nagle_algorithm = True
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.do_GET()
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
@@ -264,6 +278,23 @@ def client_side(folder: Path, quick: bool) -> None:
             )
         times = interleaved(contenders, ROUNDS["apps"][quick])
         print(ratio_line("app-rankings, 100 apps", times), flush=True)
+        from airflow_provider_openrouter.analytics.query import AnalyticsQuery
+
+        spec = ANALYTICS_QUERY
+        query = AnalyticsQuery(
+            spec["metrics"],
+            spec["dimensions"],
+            granularity=spec["granularity"],
+            time_range=spec["time_range"],
+            limit=spec["limit"],
+        )
+        contenders = {
+            "raw": lambda: json.loads(raw.post(base_url + "/analytics/query", json=spec).content),
+            "hook": lambda: hook.execute_analytics_query(query),
+        }
+        rows = len(hook.execute_analytics_query(query).rows)
+        times = interleaved(contenders, ROUNDS["analytics"][quick])
+        print(ratio_line(f"analytics query ({rows} rows)", times), flush=True)
         if sdk is None:
             print(
                 "(official SDK not installed: `pip install -e '.[bench]'` or `make bench` adds it)"

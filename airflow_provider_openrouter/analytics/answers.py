@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import chain, repeat
-from operator import contains, itemgetter
+from itertools import chain, compress, repeat
+from operator import contains, is_, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_openrouter.api.answers import invalid_response
@@ -231,7 +231,8 @@ def _plain_rows(items: list[Any], query: AnalyticsQuery | None) -> list[dict[str
     values = list(chain.from_iterable(map(dict.values, items)))
     kinds = set(map(type, values))
     if not kinds <= _PLAIN and not (
-        kinds <= _PLAIN_OR_DECIMAL and all(v.is_finite() for v in values if type(v) is Decimal)
+        kinds <= _PLAIN_OR_DECIMAL
+        and all(map(Decimal.is_finite, compress(values, map(is_, map(type, values), _DECIMALS))))
     ):
         return None
     if query is not None:
@@ -245,6 +246,7 @@ def _plain_rows(items: list[Any], query: AnalyticsQuery | None) -> list[dict[str
 
 
 _DICT = {dict}
+_DECIMALS = repeat(Decimal)
 #: Exact types of a metric's values (``bool`` is not a number here).
 _METRIC = frozenset({int, Decimal, type(None)})
 
