@@ -34,11 +34,13 @@ import json
 import logging
 import time
 import uuid
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_openrouter.api.datasets.rankings_daily import (
@@ -135,38 +137,72 @@ def encode_entry(result: RankingsDaily, fetched_at: datetime) -> bytes:
     return header[:-1] + b"," + _BODY_KEY + body + b"}"
 
 
+class _Body(msgspec.Struct):
+    meta: msgspec.Raw
+    data: list[msgspec.Raw]  # one row each, decoded only for the days a run asks for
+
+
+class _File(msgspec.Struct):
+    format: int
+    fetched_at: str
+    requested: tuple[str, str]
+    sha256: str
+    body: _Body
+
+
+_FILE = msgspec.json.Decoder(_File)
+_ROWS = msgspec.json.Decoder(list[tuple[str, str, str]])
+
+
+def _row_day(row: msgspec.Raw) -> bytes:
+    """The ``YYYY-MM-DD`` of a stored row, read from its bytes (rows are written ``["YYYY-MM-DD",``)."""
+    return memoryview(row)[2:12].tobytes()
+
+
 def decode_entry(raw: bytes, name: str, days: Window | None = None) -> CacheEntry:
     """Parse, verify and re-validate a cache file; :class:`InvalidResponseError` if anything is off.
 
     The checksum covers the whole body and ``meta`` is always validated; with ``days``, only the
-    rows of those days are parsed and validated again (the rest of the year was validated when it
-    was fetched and is covered by the checksum), so a run pays for its own days, not the year's.
+    rows of those days are decoded, parsed and validated again (the rest of the year was validated
+    when it was fetched and is covered by the checksum; its rows are found by bisecting the stored
+    rows, which are in date order), so a run pays for its own days, not the year's.
     """
     try:
-        envelope = json.loads(raw)
-        if not isinstance(envelope, dict) or envelope.get("format") != CACHE_FORMAT:
+        try:
+            stored = _FILE.decode(raw)
+        except msgspec.DecodeError:  # another format, or damaged: json says what is wrong
+            stored = None
+        if stored is None or stored.format != CACHE_FORMAT:
+            envelope = json.loads(raw)
             found = envelope.get("format") if isinstance(envelope, dict) else None
-            raise ValueError(f"cache format {found!r}, expected {CACHE_FORMAT}")
+            raise ValueError(
+                f"cache format {found!r}, expected {CACHE_FORMAT}"
+                if found != CACHE_FORMAT
+                else "unexpected layout"
+            )
         at = raw.find(_BODY_KEY)
         if (
             at < 0
             or not raw.endswith(b"}")
-            or hashlib.sha256(raw[at + len(_BODY_KEY) : -1]).hexdigest() != envelope["sha256"]
+            or hashlib.sha256(raw[at + len(_BODY_KEY) : -1]).hexdigest() != stored.sha256
         ):
             raise ValueError("checksum mismatch")
-        body = envelope["body"]
-        fetched_at = datetime.fromisoformat(envelope["fetched_at"])
+        fetched_at = datetime.fromisoformat(stored.fetched_at)
         requested = Window(
-            date.fromisoformat(envelope["requested"][0]),
-            date.fromisoformat(envelope["requested"][1]),
+            date.fromisoformat(stored.requested[0]), date.fromisoformat(stored.requested[1])
         )
-        rows = body["data"]
+        rows = stored.body.data
         if days is not None:
-            first, last = days.start.isoformat(), days.end.isoformat()
-            rows = [row for row in rows if first <= row[0] <= last]
+            first, last = days.start.isoformat().encode(), days.end.isoformat().encode()
+            rows = rows[
+                bisect_left(rows, first, key=_row_day) : bisect_right(rows, last, key=_row_day)
+            ]
         payload = {
-            "meta": body["meta"],
-            "data": [{"date": d, "model_permaslug": s, "total_tokens": t} for d, s, t in rows],
+            "meta": json.loads(bytes(stored.body.meta)),
+            "data": [
+                {"date": d, "model_permaslug": s, "total_tokens": t}
+                for d, s, t in _ROWS.decode(b"[" + b",".join(rows) + b"]")
+            ],
         }
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise InvalidResponseError(

@@ -83,6 +83,28 @@ def test_entry_round_trip_is_exact(base: ObjectStoragePath) -> None:
 
 
 @pytest.mark.parametrize(
+    "first,last",
+    [
+        (date(2025, 1, 1), date(2025, 1, 1)),  # the first stored day
+        (date(2025, 6, 14), date(2025, 6, 14)),
+        (date(2025, 6, 10), date(2025, 6, 20)),
+        (date(2025, 12, 31), date(2025, 12, 31)),  # the last stored day
+        (date(2025, 3, 1), date(2025, 3, 31)),  # around the gap of 2025-03-05..07
+        (date(2025, 3, 5), date(2025, 3, 7)),  # only missing days: no rows
+        (date(2024, 12, 31), date(2025, 1, 2)),  # reaching outside the chunk
+    ],
+)
+def test_a_run_reads_exactly_the_rows_of_its_days(first: date, last: date) -> None:
+    result = result_for(date(2025, 1, 1), date(2025, 12, 31), NOW)
+    gap = (date(2025, 3, 5), date(2025, 3, 7))
+    rows = tuple(r for r in result.rows if not gap[0] <= r.date <= gap[1])
+    kept = type(result)(meta=result.meta, rows=rows, requested=result.requested)
+    entry = decode_entry(encode_entry(kept, NOW), "x", Window(first, last))
+    assert entry.result.rows == tuple(r for r in rows if first <= r.date <= last)
+    assert entry.result.meta == result.meta
+
+
+@pytest.mark.parametrize(
     "damage",
     [
         lambda b: b[:-20],
@@ -90,6 +112,9 @@ def test_entry_round_trip_is_exact(base: ObjectStoragePath) -> None:
         lambda b: b.replace(b'"other","7"', b'"other","8"', 1),
         lambda b: b"",
         lambda b: b.replace(b'"other"', b'"a/model"'),
+        lambda b: b.replace(b'"sha256":"', b'"sha256":"0'),
+        lambda b: b.replace(b'"format":2', b'"format":"2"'),
+        lambda b: b.replace(b'"body":{"data":[[', b'"body":{"data":[[1,'),
     ],
 )
 def test_damaged_or_foreign_entries_are_never_trusted(base: ObjectStoragePath, damage: Any) -> None:
