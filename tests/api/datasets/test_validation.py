@@ -354,15 +354,21 @@ def as_json(payload: dict[str, Any]) -> bytes | None:
     return text.encode() if back == payload else None  # e.g. a str subclass would round-trip as str
 
 
-def wire_rows(payload: dict[str, Any]) -> Any:
-    """The wire pass over the payload's JSON bytes: rows, None (it declines), NOT_JSON or NOT_WIRE."""
+def wire_pass(payload: dict[str, Any], module: Any, wire: type, rows: Any, *args: Any) -> Any:
+    """A dataset's wire pass (``rows(decoded.data, *args)``) over the payload's JSON bytes: rows,
+    None (it declines), NOT_JSON or NOT_WIRE."""
     body = as_json(payload)
     if body is None:
         return NOT_JSON
-    decoded = rankings_daily.decode(body)
-    if type(decoded) is not rankings_daily._Wire:
+    decoded = module.decode(body)
+    if type(decoded) is not wire:
         return NOT_WIRE
-    return rankings_daily._wire_rows(decoded.data, parse_meta(payload["meta"]))
+    return rows(decoded.data, *args)
+
+
+def wire_rows(payload: dict[str, Any]) -> Any:
+    meta = parse_meta(payload["meta"])
+    return wire_pass(payload, rankings_daily, rankings_daily._Wire, rankings_daily._wire_rows, meta)
 
 
 def fast_and_checked(payload: dict[str, Any]) -> tuple[Any, Any]:
@@ -605,14 +611,7 @@ def test_app_page_rules_are_kept_on_the_fast_path(field: str, value: Any) -> Non
 
 
 def app_wire_page(page: dict[str, Any], offset: int = 0) -> Any:
-    """The wire pass over a page's JSON bytes: rows, None (it declines), NOT_JSON or NOT_WIRE."""
-    body = as_json(page)
-    if body is None:
-        return NOT_JSON
-    decoded = app_rankings.decode(body)
-    if type(decoded) is not app_rankings._WirePage:
-        return NOT_WIRE
-    return app_rankings._wire_page(decoded.data, offset)
+    return wire_pass(page, app_rankings, app_rankings._WirePage, app_rankings._wire_page, offset)
 
 
 def test_app_page_non_object_row_is_rejected_on_the_fast_path() -> None:
