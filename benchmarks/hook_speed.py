@@ -421,7 +421,14 @@ def backfill_cost(days: int) -> None:
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
         if line.startswith(
-            ("requests ", "total", "wall time here", "  per run, ms", "failed runs")
+            (
+                "requests ",
+                "total",
+                "wall time here",
+                "  per run, ms",
+                "  CPU per run",
+                "failed runs",
+            )
         ):
             print("  " + line)
 
