@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, Inexact, localcontext
 from typing import Any, Protocol
 
+from airflow_provider_openrouter.analytics.limits import DEFAULT_MAX_REQUESTS, DEFAULT_MIN_SLICE
 from airflow_provider_openrouter.analytics.query import (
     AnalyticsMeta,
     AnalyticsQuery,
@@ -51,8 +52,6 @@ class _InfoLogger(Protocol):
     def info(self, msg: str, /, *args: Any) -> Any: ...
 
 
-DEFAULT_MIN_SLICE = timedelta(hours=1)
-DEFAULT_MAX_REQUESTS = 50
 _FIXED_STEPS = {"minute": 60, "hour": 3600, "day": 86400}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

@@ -9,22 +9,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_provider_openrouter.analytics.query import (
-    ANALYTICS_META_PATH,
-    ANALYTICS_QUERY_PATH,
-    AnalyticsMeta,
-    AnalyticsQuery,
-    AnalyticsResult,
-    parse_analytics_meta,
-    parse_query_response,
-    validate_query,
-)
-from airflow_provider_openrouter.analytics.split import (
-    DEFAULT_MAX_REQUESTS,
-    DEFAULT_MIN_SLICE,
-    check_complete_query,
-    collect_complete,
-)
+from airflow_provider_openrouter.analytics.limits import DEFAULT_MAX_REQUESTS, DEFAULT_MIN_SLICE
 from airflow_provider_openrouter.api import endpoints
 from airflow_provider_openrouter.api.client import (
     DEFAULT_BASE_URL,
@@ -54,12 +39,20 @@ from airflow_provider_openrouter.exceptions import (
     RateLimitedError,
     ServerError,
 )
-from airflow_provider_openrouter.runtime import lineage, metrics, probe
 
+# Imported where used, not here: the analytics models (analytics.query, analytics.split) and the
+# runtime's lineage, metrics and probe modules, so that importing the hook (every DAG file that
+# uses an operator or the sensor does) costs only what the rankings calls need.
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
+    from airflow_provider_openrouter.analytics.query import (
+        AnalyticsMeta,
+        AnalyticsQuery,
+        AnalyticsResult,
+    )
     from airflow_provider_openrouter.api.endpoints import DayLike
+    from airflow_provider_openrouter.runtime import probe
     from airflow_provider_openrouter.windows.intervals import Window
 
 
@@ -154,6 +147,8 @@ def client_from_connection(
         from airflow_provider_openrouter.runtime.budget import shared_budget as budget_of
 
         budget = budget_of(key_fingerprint(key), rpm)
+    from airflow_provider_openrouter.runtime import metrics
+
     return OpenRouterClient(
         base_url,
         key,
@@ -328,6 +323,8 @@ class OpenRouterHook(BaseHook):
         payload = client.get(rankings_daily.PATH, params, decode=rankings_daily.decode)
         with client.redacting():
             result = parse_rankings_daily(payload, window)
+        from airflow_provider_openrouter.runtime import lineage
+
         lineage.record_hook_input(self, client.base_url, rankings_daily.PATH, params)
         self.log.info(
             "rankings-daily %s: %d rows, as_of %s%s",
@@ -358,6 +355,8 @@ class OpenRouterHook(BaseHook):
         invalid answer or another refusal is raised. ``deadline`` (seconds) bounds this call,
         retries and waits included, instead of the retry policy's deadline.
         """
+        from airflow_provider_openrouter.runtime import metrics, probe
+
         client = self.get_conn()
         asked = probe.probe_window(day, latest)
         try:
@@ -372,6 +371,8 @@ class OpenRouterHook(BaseHook):
         self, day: date, settle: timedelta = timedelta(0), *, deadline: float | None = None
     ) -> probe.ProbeOutcome:
         """:meth:`probe_day` for the triggerer: the same request, policy and outcomes, without blocking."""
+        from airflow_provider_openrouter.runtime import metrics, probe
+
         client = await self.aget_conn()
         asked = probe.probe_window(day)
         try:
@@ -420,6 +421,8 @@ class OpenRouterHook(BaseHook):
         with client.redacting():
             result = join_app_pages(pages, window, capped=total >= APP_CEILING, requests=sent)
         query = {k: v for k, v in sent[0].items() if k not in ("limit", "offset")}
+        from airflow_provider_openrouter.runtime import lineage
+
         lineage.record_hook_input(
             self, client.base_url, app_rankings.PATH, {**query, "max_apps": max_apps}
         )
@@ -622,6 +625,11 @@ class OpenRouterHook(BaseHook):
         Fetched once per hook instance (one task run) and cached; every query is validated against it.
         """
         if self._analytics_meta is None:
+            from airflow_provider_openrouter.analytics.query import (
+                ANALYTICS_META_PATH,
+                parse_analytics_meta,
+            )
+
             client = self.get_analytics_client()
             with self._analytics_errors(client):
                 self._analytics_meta = parse_analytics_meta(
@@ -641,6 +649,13 @@ class OpenRouterHook(BaseHook):
         :raises InvalidParameterError: the query does not fit the meta answer (no request spent on it).
         :raises QueryTimeoutError: HTTP 408; ask for a smaller time range.
         """
+        from airflow_provider_openrouter.analytics.query import (
+            ANALYTICS_QUERY_PATH,
+            parse_query_response,
+            validate_query,
+        )
+        from airflow_provider_openrouter.runtime import lineage
+
         meta = self.get_analytics_meta()
         validate_query(query, meta)
         client = self.get_analytics_client()
@@ -684,6 +699,8 @@ class OpenRouterHook(BaseHook):
         The answer can be truncated at ``limit`` (``result.incomplete``): use
         :meth:`query_analytics_complete` for a guaranteed complete answer.
         """
+        from airflow_provider_openrouter.analytics.query import AnalyticsQuery
+
         query = AnalyticsQuery(
             metrics=metrics,  # type: ignore[arg-type]
             dimensions=dimensions,  # type: ignore[arg-type]
@@ -711,6 +728,12 @@ class OpenRouterHook(BaseHook):
         (``is_rate``) whose rows would span slices. See :mod:`airflow_provider_openrouter.analytics.split`.
         ``limit`` is the page size of each request; ``result.slices`` lists the ranges requested.
         """
+        from airflow_provider_openrouter.analytics.query import validate_query
+        from airflow_provider_openrouter.analytics.split import (
+            check_complete_query,
+            collect_complete,
+        )
+
         check_complete_query(query, min_slice)  # before any request, the meta one included
         meta = self.get_analytics_meta()
         validate_query(query, meta)
@@ -727,12 +750,16 @@ class OpenRouterHook(BaseHook):
 def _probe_answer(
     client: OpenRouterClient, payload: Any, day: date, settle: timedelta, asked: Window
 ) -> probe.ProbeOutcome:
+    from airflow_provider_openrouter.runtime import probe
+
     with client.redacting():
         return probe.Answered(probe.evaluate_probe(payload, day, settle, asked))
 
 
 def _probe_refusal(error: OpenRouterError, day: date) -> probe.ProbeOutcome:
     """The outcome an error of the probe request stands for; errors no later probe can cure are raised."""
+    from airflow_provider_openrouter.runtime import probe
+
     if isinstance(error, RateLimitedError):
         return probe.RetryAt(error.retry_at, str(error))
     if isinstance(error, BadRequestError) and probe.is_not_served_yet(error):
@@ -744,6 +771,8 @@ def _probe_refusal(error: OpenRouterError, day: date) -> probe.ProbeOutcome:
 
 def _session_cost_refusal(error: OpenRouterError) -> probe.RetryAt | probe.TransientFailure:
     """The outcome an error of the session-cost probe stands for; errors no later probe can cure are raised."""
+    from airflow_provider_openrouter.runtime import probe
+
     if isinstance(error, RateLimitedError):
         return probe.RetryAt(error.retry_at, str(error))
     if isinstance(error, ServerError):
