@@ -34,13 +34,10 @@ from airflow_provider_openrouter.runtime.run_window import (
     is_partitioned_run,
     run_days,
 )
-from airflow_provider_openrouter.triggers.as_of import (
-    ERROR,
-    SUCCESS,
-    TIMEOUT,
-    OpenRouterAsOfTrigger,
-)
 from airflow_provider_openrouter.windows.intervals import day_complete_at
+
+# The trigger (triggers.as_of, which loads Airflow's airflow.triggers.base) is imported where the
+# sensor defers or reads the trigger's event: a DAG file that uses the sensor does not pay for it.
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -211,6 +208,8 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
                     self.max_wait_seconds,
                 )
             )
+        from airflow_provider_openrouter.triggers.as_of import OpenRouterAsOfTrigger
+
         trigger = OpenRouterAsOfTrigger(
             openrouter_conn_id=self.openrouter_conn_id,
             target_day=target.isoformat(),
@@ -364,6 +363,8 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
     # ------------------------------------------------------------------ resume
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume after the trigger: validate its event, then succeed, time out or fail."""
+        from airflow_provider_openrouter.triggers.as_of import ERROR, TIMEOUT
+
         target = self.target_day(context)
         checked = validate_event(event, target, self.settle)
         base_url = checked.get("base_url")
@@ -399,6 +400,7 @@ def validate_event(event: Any, target: date, settle: timedelta = timedelta(0)) -
     A ``success`` must carry a probe record whose payload, re-validated here, proves ``target``
     complete; an event for another day is rejected.
     """
+    from airflow_provider_openrouter.triggers.as_of import ERROR, SUCCESS, TIMEOUT
 
     def bad(why: str) -> AirflowException:
         return AirflowException(

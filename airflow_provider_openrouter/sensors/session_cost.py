@@ -33,13 +33,10 @@ from airflow_provider_openrouter.exceptions import (
 )
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.runtime import probe, session_cost_memory
-from airflow_provider_openrouter.triggers.session_cost import (
-    ERROR,
-    SUCCESS,
-    TIMEOUT,
-    OpenRouterSessionCostTrigger,
-)
 from airflow_provider_openrouter.windows.intervals import ONE_DAY, day_complete_at
+
+# The trigger (triggers.session_cost, which loads Airflow's airflow.triggers.base) is imported where
+# the sensor defers or reads the trigger's event: a DAG file that uses the sensor does not pay for it.
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -216,6 +213,10 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
                     now, not_before or now, self.poke_interval, self.max_wait_seconds
                 )
             )
+        from airflow_provider_openrouter.triggers.session_cost import (
+            OpenRouterSessionCostTrigger,
+        )
+
         trigger = OpenRouterSessionCostTrigger(
             openrouter_conn_id=self.openrouter_conn_id,
             after=after.isoformat() if after else None,
@@ -299,6 +300,8 @@ class OpenRouterSessionCostSensor(BaseSensorOperator):
     # ------------------------------------------------------------------ resume
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume after the trigger: validate its event, then succeed, time out or fail."""
+        from airflow_provider_openrouter.triggers.session_cost import ERROR, TIMEOUT
+
         target, after, _ = self._plan_for(context)
         if (
             target is None and after is not None
@@ -332,6 +335,7 @@ def validate_event(event: Any, after: date | None) -> dict[str, Any]:
     A ``success`` must carry a ``meta`` that re-validates and shows a snapshot ending after ``after``;
     an event waiting for another snapshot is rejected.
     """
+    from airflow_provider_openrouter.triggers.session_cost import ERROR, SUCCESS, TIMEOUT
 
     def bad(why: str) -> AirflowException:
         return AirflowException(
