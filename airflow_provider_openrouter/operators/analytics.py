@@ -67,12 +67,13 @@ from airflow_provider_openrouter.operators.base import (
     templated,
 )
 from airflow_provider_openrouter.operators.links import OpenRouterPartitionLink
-from airflow_provider_openrouter.runtime import lineage
 from airflow_provider_openrouter.runtime.run_window import run_days
 from airflow_provider_openrouter.windows.intervals import TIMETABLE_HINT, Window, days_for_interval
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_openrouter.runtime import lineage
 
 __all__ = [
     "ANALYTICS",
@@ -337,6 +338,8 @@ class AnalyticsQueryOperator(OpenRouterDatasetOperator):
         return hook.get_analytics_client().base_url
 
     def _lineage_source(self, as_of: str) -> lineage.SourceInfo:
+        from airflow_provider_openrouter.runtime import lineage
+
         return lineage.SourceInfo(
             name=dataset.NAME,
             description=f"{dataset.SOURCE} Query {self.query_name!r}: {self.build_query().describe()}.",

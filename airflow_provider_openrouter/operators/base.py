@@ -35,7 +35,6 @@ from airflow_provider_openrouter.operators.links import (
     OpenRouterDatasetPageLink,
     OpenRouterPartitionLink,
 )
-from airflow_provider_openrouter.runtime import lineage, metrics
 from airflow_provider_openrouter.runtime.run_window import (  # noqa: F401 (re-exported for callers of the old path)
     check_partition_schedule,
     is_partitioned_run,
@@ -49,10 +48,13 @@ from airflow_provider_openrouter.windows.intervals import (
     parse_day,
 )
 
+# The runtime's lineage and metrics modules are imported where a run uses them, not here: a DAG file
+# that uses the operators does not pay for them.
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_openrouter.api.answers import DatasetMeta
+    from airflow_provider_openrouter.runtime import lineage
 
 
 def templated(value: Any) -> bool:
@@ -231,6 +233,8 @@ class OpenRouterDatasetOperator(BaseOperator):
             if not self.defer_on_rate_limit or exc.retry_at is None:
                 raise
             resume = max(exc.retry_at, datetime.now(timezone.utc)) + timedelta(seconds=1)
+            from airflow_provider_openrouter.runtime import metrics
+
             metrics.record_deferral(self.dataset, isinstance(exc, QuotaExhaustedError))
             self.log.warning(
                 "%s Deferring until %s without holding a worker slot; nothing was written.",
@@ -430,6 +434,8 @@ class OpenRouterDatasetOperator(BaseOperator):
     ) -> None:
         """Metrics of what landed, the lineage record (read by :meth:`get_openlineage_facets_on_complete`)
         and the newest partition's URI for :class:`~airflow_provider_openrouter.operators.links.OpenRouterPartitionLink`."""
+        from airflow_provider_openrouter.runtime import lineage, metrics
+
         staged = (
             landing.items + landing.lookback
         )  # re-verified partitions before the window count too
@@ -482,6 +488,8 @@ class OpenRouterDatasetOperator(BaseOperator):
 
     def _lineage_source(self, as_of: str) -> lineage.SourceInfo:
         """Citation, licence, caveats and public page of the dataset, for the lineage facets."""
+        from airflow_provider_openrouter.runtime import lineage
+
         return lineage.public_dataset_source(self.request_path, as_of)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -489,6 +497,8 @@ class OpenRouterDatasetOperator(BaseOperator):
         read (window and parameters in facet ``openrouter_request``), the lake dataset written (row and
         byte counts, schema, citation and licence, partitions; ``lifecycleStateChange`` OVERWRITE when a
         partition's earlier data was replaced). None when the OpenLineage provider is not installed."""
+        from airflow_provider_openrouter.runtime import lineage
+
         return lineage.operator_lineage(getattr(self, "_lineage_record", None))
 
 

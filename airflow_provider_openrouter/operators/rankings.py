@@ -48,7 +48,6 @@ from airflow_provider_openrouter.operators.base import (
     templated,
 )
 from airflow_provider_openrouter.runtime import as_of_memory
-from airflow_provider_openrouter.runtime.probe import reusable_probe
 from airflow_provider_openrouter.windows.intervals import (
     DATASET_FLOOR,
     MAX_WINDOW_DAYS,
@@ -313,6 +312,8 @@ class RankingsDailyOperator(OpenRouterDatasetOperator):
     ) -> list[tuple[RankingsDaily, Fetch]]:
         """Validated answers covering ``needed`` and where they came from (probe, cache or request):
         one request at most, unless ``needed`` spans two years and both chunks must be fetched."""
+        from airflow_provider_openrouter.runtime.probe import reusable_probe
+
         probe = reusable_probe(context, needed, self.openrouter_conn_id)
         if probe is not None and (
             not self.coalesce or needed.end >= last_complete_day(probe.meta.as_of) - ONE_DAY
