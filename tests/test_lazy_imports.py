@@ -77,7 +77,9 @@ def offenders(loaded: list[str], lazy: tuple[str, ...]) -> list[str]:
 CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "hook": (
         ("hooks.openrouter",),
-        NEVER_AT_IMPORT + ANALYTICS_MODELS + (f"{PACKAGE}.runtime.probe", f"{PACKAGE}.lake"),
+        NEVER_AT_IMPORT
+        + ANALYTICS_MODELS
+        + (f"{PACKAGE}.runtime.probe", f"{PACKAGE}.lake", f"{PACKAGE}.windows.partitions"),
     ),
     "rankings operators": (
         ("operators.rankings",),
