@@ -10,12 +10,14 @@ runs every Tuesday at 03:00 UTC (``CronTriggerTimetable("0 3 * * 2", timezone="U
    none before the awaited window is over plus ``settle`` (2 hours); then one-cell probes backing
    off from 30 minutes to 6 hours, for at most 3 days. Deferrable when ``[operators] default_deferrable``.
 2. ``session_cost``: every cell of the current snapshot (500 per request) ->
-   ``{output}/session_cost/window_end=YYYY-MM-DD/`` (``data.jsonl`` + ``_manifest.json``). The same
+   ``{output}/session_cost/app_slug=all/model=all/turn_range=all/window_end=YYYY-MM-DD/``
+   (``data.jsonl`` + ``_manifest.json``). The same
    snapshot again writes nothing; no snapshot published skips the task.
 
 Requests per weekly run: one probe, plus one per 500 cells (the emulator's 1200 cells: 4 in all).
 Old snapshots cannot be fetched, so there is nothing to backfill (``catchup=False``).
-Asset (for asset-scheduled downstream DAGs): ``{output}/session_cost``.
+Asset (for asset-scheduled downstream DAGs):
+``{output}/session_cost/app_slug=all/model=all/turn_range=all``.
 
 Configuration (environment, read when the file is parsed): ``OPENROUTER_OUTPUT_URI`` (default
 ``file://<cwd>/data``), ``OPENROUTER_OUTPUT_CONN_ID``, ``OPENROUTER_TASK_RETRIES`` (default 2),

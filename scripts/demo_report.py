@@ -12,7 +12,7 @@ from typing import Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_openrouter import lake
-from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily
+from airflow_provider_openrouter.api.datasets import app_rankings, rankings_daily, session_cost
 from airflow_provider_openrouter.api.datasets.app_rankings import APP_CATEGORIES, APP_SORTS
 from airflow_provider_openrouter.api.datasets.rankings_daily import OTHER_PERMASLUG
 from airflow_provider_openrouter.windows import Window
@@ -75,7 +75,10 @@ def report(output_uri: str, conn_id: str | None, days: list[date]) -> None:
 
 def report_session_cost(output_uri: str, conn_id: str | None) -> None:
     """The newest session-cost partition: its snapshot window, cells, cheapest and dearest cells, citation."""
-    root = ObjectStoragePath(f"{output_uri.rstrip('/')}/session_cost", conn_id=conn_id)
+    everything = session_cost.filter_segments(None, None, None)  # the unfiltered snapshots
+    root = ObjectStoragePath(
+        "/".join([output_uri.rstrip("/"), session_cost.DIRECTORY, *everything]), conn_id=conn_id
+    )
     ends = (
         sorted(p.name for p in root.iterdir() if p.name.startswith("window_end="))
         if root.exists()
@@ -90,7 +93,7 @@ def report_session_cost(output_uri: str, conn_id: str | None) -> None:
         lake.read_records(partition), key=lambda c: c["median_session_cost_usd"]
     )  # exact Decimals
     print(
-        f"\nsession_cost/{ends[-1]}: {m['row_count']} cells, window {m['window']['start']}..{m['window']['end']} "
+        f"\n{session_cost.partition_key(date.fromisoformat(ends[-1].split('=')[1]))}: {m['row_count']} cells, window {m['window']['start']}..{m['window']['end']} "
         f"({m['snapshot']['window_days']} days), complete={m['complete']}, {len(m['request']['params'])} page request(s)"
     )
     for label, cell in (("cheapest", cells[0]), ("dearest", cells[-1])):

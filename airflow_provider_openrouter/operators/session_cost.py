@@ -4,7 +4,7 @@
 by harness, model and turn range over a trailing window). So the snapshot, not the DAG run's data
 interval, decides the partition:
 
-    {output_uri}/session_cost/window_end=YYYY-MM-DD/[app_slug=A/][model=M/][turn_range=T/]{data.jsonl, _manifest.json}
+    {output_uri}/session_cost/app_slug=A|all/model=M|all/turn_range=T|all/window_end=YYYY-MM-DD/{data.jsonl, _manifest.json}
 
 The same snapshot fetched again serialises to the same bytes, so a rerun (or a run before the
 next snapshot) writes nothing; a new snapshot is a new partition. When no snapshot is published
@@ -52,12 +52,13 @@ class SessionCostOperator(OpenRouterDatasetOperator):
 
     Pages through the snapshot (500 cells per request, up to ``max_cells``; the API reaches at most
     5500 cells per filter set) and writes
-    ``{output_uri}/session_cost/window_end={window_end_date}/`` (plus ``app_slug=``, ``model=``,
-    ``turn_range=`` segments when those filters are set; a permaslug's ``/`` is written ``%2F``)
-    with ``data.jsonl`` and ``_manifest.json`` (meta, requests sent, snapshot, citation, licence,
+    ``{output_uri}/session_cost/app_slug=A/model=M/turn_range=T/window_end={window_end_date}/``
+    (``all`` for each filter left unset; a permaslug's ``/`` is written ``%2F``) with
+    ``data.jsonl`` and ``_manifest.json`` (meta, requests sent, snapshot, citation, licence,
     caveats). Costs keep every digit (exact decimals). A snapshot already landed with identical
     data is not touched; no snapshot published skips the task. Emits an event on
-    ``Asset("{output_uri}/session_cost")`` (plus the filter segments) with the snapshot's window.
+    ``Asset("{output_uri}/session_cost/app_slug=.../model=.../turn_range=...")`` (just
+    ``.../session_cost`` when a filter is templated) with the snapshot's window.
 
     :param app_slug: one published harness (e.g. ``hermes-agent``), or None for all. Templated.
     :param model: an exact model permaslug (across harnesses), or None for all. Templated.

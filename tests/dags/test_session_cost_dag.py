@@ -40,7 +40,7 @@ def test_the_dag_imports_without_errors_or_warnings(
     sensor = dag.get_task("wait_for_snapshot")
     assert sensor.downstream_task_ids == {"session_cost"} and sensor.settle == timedelta(hours=2)
     assert [a.uri for a in dag.get_task("session_cost").outlets] == [
-        f"{lake.as_uri()}/session_cost"
+        f"{lake.as_uri()}/session_cost/app_slug=all/model=all/turn_range=all"
     ]
 
 
@@ -65,7 +65,7 @@ def test_weekly_runs_land_each_snapshot_once(
 
     first = run_dag("openrouter_session_cost", RUN)
     assert first.task_states == {"wait_for_snapshot": "success", "session_cost": "success"}
-    key = "session_cost/window_end=2026-02-23"
+    key = "session_cost/app_slug=all/model=all/turn_range=all/window_end=2026-02-23"
     part = storage.read_partition(ObjectStoragePath(f"{lake.as_uri()}/{key}"))
     assert part is not None and part.manifest["row_count"] == dataset.SESSION_COST_CELLS
     assert b"0.12345678901234567890123" in part.data
@@ -93,12 +93,20 @@ def test_weekly_runs_land_each_snapshot_once(
     emulator.clear_log()
     emulator.set_now(RUN + timedelta(days=7))
     week = run_dag("openrouter_session_cost", RUN + timedelta(days=7))
-    assert week.xcom("session_cost")["partition"] == "session_cost/window_end=2026-03-02"
+    assert (
+        week.xcom("session_cost")["partition"]
+        == "session_cost/app_slug=all/model=all/turn_range=all/window_end=2026-03-02"
+    )
     assert emulator.request_count(PATH) == 4 and week.xcom("wait_for_snapshot")["proof"] == "probe"
     out = capfd.readouterr()
     assert "sk-or-emulator" not in out.out + out.err
     assert all("sk-or-emulator" not in p.read_text() for p in lake.rglob("*") if p.is_file())
-    manifest = json.loads((lake / "session_cost/window_end=2026-03-02/_manifest.json").read_text())
+    manifest = json.loads(
+        (
+            lake
+            / "session_cost/app_slug=all/model=all/turn_range=all/window_end=2026-03-02/_manifest.json"
+        ).read_text()
+    )
     assert manifest["snapshot"] == {
         "window_end_date": "2026-03-02",
         "window_days": 30,

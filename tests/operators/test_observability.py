@@ -273,5 +273,5 @@ def test_session_cost_lineage_carries_its_own_citation_caveats_and_page(
     assert stored_xcom(env.dag_id, "cost", "_link_OpenRouterDatasetPageLink") == page
     assert (
         stored_xcom(env.dag_id, "cost", "_link_OpenRouterPartitionLink")
-        == f"{env.uri}/session_cost/window_end=2026-02-23/"
+        == f"{env.uri}/session_cost/app_slug=all/model=all/turn_range=all/window_end=2026-02-23/"
     )

@@ -55,7 +55,7 @@ def test_lands_the_snapshot_exactly_with_manifest_and_event(
     cost_dag(env)
     result = env.run("2026-03-01")
     assert result.task_states == {"cost": "success"}
-    key = f"session_cost/window_end={WINDOW_END}"
+    key = f"session_cost/app_slug=all/model=all/turn_range=all/window_end={WINDOW_END}"
     part = committed(env, key)
     assert part.data == expected_jsonl(date(2026, 2, 23))
     first = json.loads(part.data.split(b"\n")[0], parse_float=Decimal)
@@ -104,7 +104,9 @@ def test_lands_the_snapshot_exactly_with_manifest_and_event(
         and summary["partitions"]["created"] == 1
         and summary["partition"] == key
     )
-    assert [e["uri"] for e in result.asset_events] == [f"{env.uri}/session_cost"]
+    assert [e["uri"] for e in result.asset_events] == [
+        f"{env.uri}/session_cost/app_slug=all/model=all/turn_range=all"
+    ]
     assert result.asset_events[0]["extra"]["window"] == {"start": "2026-01-25", "end": WINDOW_END}
     logs = capfd.readouterr()
     assert "sk-or-emulator" not in logs.out + logs.err
@@ -132,10 +134,13 @@ def test_same_snapshot_twice_writes_nothing_and_a_new_snapshot_is_a_new_partitio
         datetime(2026, 3, 3, 2, 0, tzinfo=timezone.utc)
     )  # the snapshot ending 2026-03-02 is out
     third = env.run("2026-03-01")
-    assert third.xcom("cost")["partition"] == "session_cost/window_end=2026-03-02"
-    assert committed(env, "session_cost/window_end=2026-03-02").data == expected_jsonl(
-        date(2026, 3, 2)
+    assert (
+        third.xcom("cost")["partition"]
+        == "session_cost/app_slug=all/model=all/turn_range=all/window_end=2026-03-02"
     )
+    assert committed(
+        env, "session_cost/app_slug=all/model=all/turn_range=all/window_end=2026-03-02"
+    ).data == expected_jsonl(date(2026, 3, 2))
     assert {
         k: v for k, v in env.inodes().items() if k in inodes
     } == inodes  # the older snapshot untouched
@@ -158,7 +163,7 @@ def test_filters_go_into_the_path_and_the_query(env: Env) -> None:
     cost_dag(env, ', app_slug="aider", model="allenai/molmo-7b-d", turn_range=None')
     result = env.run("2026-03-01")
     assert result.state == "success"
-    key = f"session_cost/window_end={WINDOW_END}/app_slug=aider/model=allenai%2Fmolmo-7b-d"
+    key = f"session_cost/app_slug=aider/model=allenai%2Fmolmo-7b-d/turn_range=all/window_end={WINDOW_END}"
     part = committed(env, key)
     filters = {"app_slug": "aider", "model": "allenai/molmo-7b-d"}
     assert (
@@ -168,7 +173,7 @@ def test_filters_go_into_the_path_and_the_query(env: Env) -> None:
     assert env.emulator.requests[0]["params"] == {**filters, "limit": "500", "offset": "0"}
     assert part.manifest["session_cost_query"] == {**filters, "turn_range": None, "max_cells": 5500}
     assert [e["uri"] for e in result.asset_events] == [
-        f"{env.uri}/session_cost/app_slug=aider/model=allenai%2Fmolmo-7b-d"
+        f"{env.uri}/session_cost/app_slug=aider/model=allenai%2Fmolmo-7b-d/turn_range=all"
     ]
 
 
@@ -179,7 +184,9 @@ def test_ceiling_lands_what_is_reachable_and_says_so(
     cost_dag(env)
     result = env.run("2026-03-01")
     assert result.state == "success"
-    part = committed(env, f"session_cost/window_end={WINDOW_END}")
+    part = committed(
+        env, f"session_cost/app_slug=all/model=all/turn_range=all/window_end={WINDOW_END}"
+    )
     assert (
         part.manifest["row_count"] == 5500
         and part.manifest["capped"] is True

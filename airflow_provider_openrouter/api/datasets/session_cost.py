@@ -61,6 +61,8 @@ DEFAULT_MAX_CELLS = 500
 SNAPSHOT_PERIOD = timedelta(days=7)
 #: Partition directory of the dataset under ``output_uri``.
 DIRECTORY = "session_cost"
+#: The value of a filter's partition segment when the filter is unset.
+ALL = "all"
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("app_slug", "string"),
@@ -86,6 +88,11 @@ def validate_params(
         raise InvalidParameterError(
             f"app_slug={app_slug!r} is not a harness slug: use the app's lowercase slug as the API "
             "publishes it (e.g. 'hermes-agent'), or None for every harness."
+        )
+    if app_slug == ALL:
+        raise InvalidParameterError(
+            f"app_slug={ALL!r} is reserved: partition paths say app_slug={ALL} for no filter. "
+            "Leave app_slug unset (None) for every harness."
         )
     if model is not None and (not isinstance(model, str) or not _PERMASLUG_RE.fullmatch(model)):
         raise InvalidParameterError(
@@ -386,10 +393,10 @@ def _segment(name: str, value: str) -> str:
 
 
 def filter_segments(app_slug: str | None, model: str | None, turn_range: str | None) -> list[str]:
+    """``app_slug=``, ``model=``, ``turn_range=`` segments, always all three: ``all`` where unset."""
     return [
-        _segment(name, value)
+        _segment(name, ALL if value is None else value)
         for name, value in (("app_slug", app_slug), ("model", model), ("turn_range", turn_range))
-        if value is not None
     ]
 
 
@@ -399,15 +406,18 @@ def partition_key(
     model: str | None = None,
     turn_range: str | None = None,
 ) -> str:
-    """``session_cost/window_end=YYYY-MM-DD``, then ``app_slug=``, ``model=``, ``turn_range=`` when set.
+    """``session_cost/app_slug=A|all/model=M|all/turn_range=T|all/window_end=YYYY-MM-DD``.
 
+    Every partition has the same Hive keys, filters first and the snapshot last (as app rankings
+    do), so a glob or a Hive reader over ``session_cost/app_slug=all/model=all/turn_range=all/``
+    sees the unfiltered snapshots only, never a filtered slice of one.
     ``model=anthropic%2Fclaude-4.8-opus``: the permaslug's ``/`` (and ``:``) are %-escaped, Hive style.
     """
     return "/".join(
         [
             DIRECTORY,
-            f"window_end={window_end.isoformat()}",
             *filter_segments(app_slug, model, turn_range),
+            f"window_end={window_end.isoformat()}",
         ]
     )
 

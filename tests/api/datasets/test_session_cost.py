@@ -150,6 +150,7 @@ def test_pages_of_different_snapshots_and_duplicate_cells_are_refused() -> None:
         ({"turn_range": "10-50-turns"}, "turn_range='10-50-turns' is not supported"),
         ({"app_slug": "Hermes Agent"}, "not a harness slug"),
         ({"app_slug": ""}, "not a harness slug"),
+        ({"app_slug": "all"}, "app_slug='all' is reserved: partition paths say app_slug=all"),
         ({"model": "gpt-5"}, "not a model permaslug"),
         ({"model": "openai/gpt 5"}, "not a model permaslug"),
         ({"max_cells": 0}, "max_cells=0 must be an integer from 1 to 5500"),
@@ -180,13 +181,16 @@ def test_weekly_cadence() -> None:
 
 
 def test_partition_keys() -> None:
-    assert sc.partition_key(date(2026, 5, 11)) == "session_cost/window_end=2026-05-11"
+    assert (
+        sc.partition_key(date(2026, 5, 11))
+        == "session_cost/app_slug=all/model=all/turn_range=all/window_end=2026-05-11"
+    )
     assert sc.partition_key(
         date(2026, 5, 11), "hermes-agent", "qwen/qwen3-coder:free", "10-49-turns"
     ) == (
-        "session_cost/window_end=2026-05-11/app_slug=hermes-agent/model=qwen%2Fqwen3-coder%3Afree/turn_range=10-49-turns"
+        "session_cost/app_slug=hermes-agent/model=qwen%2Fqwen3-coder%3Afree/turn_range=10-49-turns/window_end=2026-05-11"
     )
     assert (
         sc.partition_key(date(2026, 5, 11), turn_range="1-turn")
-        == "session_cost/window_end=2026-05-11/turn_range=1-turn"
+        == "session_cost/app_slug=all/model=all/turn_range=1-turn/window_end=2026-05-11"
     )
