@@ -8,26 +8,19 @@ for the advertised ``retry_at`` instead of failing. Everything is bounded by an 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
-from airflow_provider_openrouter.exceptions import OpenRouterError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.runtime import probe
-from airflow_provider_openrouter.runtime.as_of_memory import public_base_url
-from airflow_provider_openrouter.triggers.waiting import aware, sleep_until
+from airflow_provider_openrouter.triggers.probe import ERROR, SUCCESS, TIMEOUT, ProbeTrigger
+from airflow_provider_openrouter.triggers.waiting import aware
 from airflow_provider_openrouter.windows.intervals import day_complete_at
 
-#: Values of ``event["status"]``.
-SUCCESS, TIMEOUT, ERROR = "success", "timeout", "error"
-#: Longest single sleep, so that a changed system clock is noticed.
+__all__ = ["ERROR", "SUCCESS", "TIMEOUT", "OpenRouterAsOfTrigger"]
 
 
-class OpenRouterAsOfTrigger(BaseTrigger):
+class OpenRouterAsOfTrigger(ProbeTrigger[probe.ProbeResult]):
     """Fire when ``target_day`` is complete on OpenRouter, or when the deadline passes.
 
     :param openrouter_conn_id: the ``openrouter`` connection (fetched asynchronously in the triggerer).
@@ -57,15 +50,10 @@ class OpenRouterAsOfTrigger(BaseTrigger):
         not_before: str | None = None,
         prior_probes: int = 0,
     ) -> None:
-        super().__init__()
-        self.openrouter_conn_id = openrouter_conn_id
         self.target = date.fromisoformat(target_day)
-        self.deadline = aware(deadline, "deadline")
+        super().__init__(openrouter_conn_id, deadline, poke_interval, max_wait, prior_probes)
         self.settle_seconds = float(settle_seconds)
-        self.poke_interval = float(poke_interval)
-        self.max_wait = float(max_wait)
         self.not_before = aware(not_before, "not_before") if not_before else None
-        self.prior_probes = int(prior_probes)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -86,132 +74,67 @@ class OpenRouterAsOfTrigger(BaseTrigger):
     def complete_at(self) -> datetime:
         return day_complete_at(self.target, timedelta(seconds=self.settle_seconds))
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        probes = self.prior_probes
-        last: probe.ProbeResult | None = None
-        client: Any = None
+    def first_probe_at(self) -> datetime:
+        return max(self.complete_at, self.not_before or self.complete_at)
 
-        def event(status: str, message: str, record: dict[str, Any] | None = None) -> TriggerEvent:
-            requests = client.request_count if client is not None else 0
-            self.log.info(
-                "%s (%d probe(s), %d request(s) against the daily quota).",
-                message,
-                probes,
-                requests,
-            )
-            return TriggerEvent(
-                {
-                    "status": status,
-                    "target_day": self.target.isoformat(),
-                    "as_of": last.as_of.isoformat() if last and last.as_of else None,
-                    "end_date": last.end_date.isoformat() if last and last.end_date else None,
-                    "probes": probes,
-                    "requests": requests,
-                    "message": message,
-                    "base_url": public_base_url(client.base_url) if client is not None else None,
-                    "probe": record,
-                }
-            )
+    def backoff_from(self) -> datetime:
+        return self.complete_at
 
+    def unreachable(self, first: datetime) -> str:
         if self.complete_at > self.deadline:
-            yield event(
-                TIMEOUT,
+            return (
                 f"{self.target} cannot be complete before {self.complete_at.isoformat()}, after the "
-                f"deadline {self.deadline.isoformat()}; no request was made",
+                f"deadline {self.deadline.isoformat()}; no request was made"
             )
-            return
-        first = max(self.complete_at, self.not_before or self.complete_at)
-        if first > self.deadline:
-            yield event(
-                TIMEOUT,
-                f"No probe is allowed before {first.isoformat()}, after the deadline "
-                f"{self.deadline.isoformat()}",
-            )
-            return
-        if probe.utcnow() < first:
-            self.log.info(
-                "Waiting without a request until %s (%s can be complete from %s).",
-                first.isoformat(),
-                self.target,
-                self.complete_at.isoformat(),
-            )
-            await sleep_until(first)
+        return (
+            f"No probe is allowed before {first.isoformat()}, after the deadline "
+            f"{self.deadline.isoformat()}"
+        )
 
-        try:
-            hook = OpenRouterHook(self.openrouter_conn_id)
-            client = await hook.aget_conn()
-        except Exception as exc:
-            yield event(
-                ERROR,
-                f"Cannot use connection {self.openrouter_conn_id!r}: {type(exc).__name__}: {exc}",
-            )
-            return
+    def log_waiting(self, first: datetime) -> None:
+        self.log.info(
+            "Waiting without a request until %s (%s can be complete from %s).",
+            first.isoformat(),
+            self.target,
+            self.complete_at.isoformat(),
+        )
+
+    async def aprobe(self, hook: OpenRouterHook, remaining: float) -> probe.ProbeOutcome:
         settle = timedelta(seconds=self.settle_seconds)
+        return await hook.aprobe_day(self.target, settle, deadline=remaining)
 
-        def timed_out() -> TriggerEvent:
-            return event(
-                TIMEOUT,
-                f"The deadline {self.deadline.isoformat()} passed; "
-                f"{last.describe() if last else f'{self.target} was not proven complete'}",
+    def read(self, outcome: Any, probes: int) -> tuple[probe.ProbeResult, bool]:
+        if isinstance(outcome, probe.NotServedYet):
+            self.log.info(
+                "Probe %d: %s (%s).", probes, outcome.result.describe(), outcome.api_message
             )
+            return outcome.result, False
+        result: probe.ProbeResult = outcome.result
+        if not result.complete:
+            self.log.info("Probe %d: %s.", probes, result.describe())
+        return result, result.complete
 
-        while True:
-            remaining = (self.deadline - probe.utcnow()).total_seconds()
-            if remaining <= 0:
-                yield timed_out()
-                return
-            not_before: datetime | None = None
-            probes += 1
-            try:
-                outcome = await asyncio.wait_for(
-                    hook.aprobe_day(self.target, settle, deadline=remaining), timeout=remaining
-                )
-            except asyncio.TimeoutError:  # the deadline fell during this probe
-                yield timed_out()
-                return
-            except OpenRouterError as exc:
-                yield event(ERROR, str(exc))
-                return
-            if isinstance(outcome, probe.RetryAt):
-                not_before = outcome.moment or probe.utcnow() + timedelta(
-                    seconds=self.poke_interval
-                )
-                self.log.warning(
-                    "Probe %d was refused (%s); waiting until %s.",
-                    probes,
-                    outcome.reason,
-                    not_before.isoformat(),
-                )
-            elif isinstance(outcome, probe.TransientFailure):
-                self.log.warning("Probe %d failed (%s); backing off.", probes, outcome.reason)
-            elif isinstance(outcome, probe.NotServedYet):
-                last = outcome.result
-                self.log.info("Probe %d: %s (%s).", probes, last.describe(), outcome.api_message)
-            else:
-                last = outcome.result
-                if last.complete:
-                    record = probe.probe_record(
-                        last,
-                        public_base_url(client.base_url),
-                        self.openrouter_conn_id,
-                        probe.utcnow(),
-                    )
-                    yield event(SUCCESS, f"{last.describe()} after {probes} probe(s)", record)
-                    return
-                self.log.info("Probe %d: %s.", probes, last.describe())
+    def record(self, answer: probe.ProbeResult, base_url: str) -> dict[str, Any] | None:
+        return probe.probe_record(answer, base_url, self.openrouter_conn_id, probe.utcnow())
 
-            now = probe.utcnow()
-            if not_before is None:
-                not_before = now + timedelta(
-                    seconds=probe.next_probe_delay(
-                        now, self.complete_at, self.poke_interval, self.max_wait
-                    )
-                )
-            elif not_before > self.deadline:
-                yield event(
-                    TIMEOUT,
-                    f"OpenRouter accepts requests again at {not_before.isoformat()}, after the deadline "
-                    f"{self.deadline.isoformat()}; {last.describe() if last else 'no answer yet'}",
-                )
-                return
-            await sleep_until(min(not_before, self.deadline))
+    def deadline_passed(self, last: probe.ProbeResult | None) -> str:
+        return f"; {last.describe() if last else f'{self.target} was not proven complete'}"
+
+    def refused_past_deadline(self, last: probe.ProbeResult | None) -> str:
+        return f"; {last.describe() if last else 'no answer yet'}"
+
+    def payload(
+        self,
+        status: str,
+        last: probe.ProbeResult | None,
+        record: dict[str, Any] | None,
+        counts: dict[str, Any],
+    ) -> dict[str, Any]:
+        return {
+            "status": status,
+            "target_day": self.target.isoformat(),
+            "as_of": last.as_of.isoformat() if last and last.as_of else None,
+            "end_date": last.end_date.isoformat() if last and last.end_date else None,
+            **counts,
+            "probe": record,
+        }
