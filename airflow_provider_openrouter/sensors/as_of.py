@@ -14,25 +14,25 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk import PokeReturnValue
 
 from airflow_provider_openrouter.compat import (
     AirflowException,
     AirflowSensorTimeout,
     AirflowSkipException,
-    conf,
 )
-from airflow_provider_openrouter.exceptions import (
-    InvalidParameterError,
-    InvalidResponseError,
-    OpenRouterError,
-)
+from airflow_provider_openrouter.exceptions import InvalidResponseError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.runtime import as_of_memory, probe
 from airflow_provider_openrouter.runtime.run_window import (
     check_partition_schedule,
     is_partitioned_run,
     run_days,
+)
+from airflow_provider_openrouter.sensors.probe import (
+    OpenRouterProbeSensor,
+    check_event,
+    invalid_event,
 )
 from airflow_provider_openrouter.windows.intervals import day_complete_at
 
@@ -42,11 +42,10 @@ from airflow_provider_openrouter.windows.intervals import day_complete_at
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
-#: Extra time given to Airflow's own deferral timeout, so that the trigger's clearer event wins.
-_DEFERRAL_GRACE = timedelta(minutes=5)
+    from airflow_provider_openrouter.triggers.as_of import OpenRouterAsOfTrigger
 
 
-class OpenRouterAsOfSensor(BaseSensorOperator):
+class OpenRouterAsOfSensor(OpenRouterProbeSensor):
     """Wait until OpenRouter's datasets are final for the last UTC day of the run's data interval.
 
     Before the day's completion instant the sensor waits without any request (deferred, or asleep
@@ -69,7 +68,6 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
     where ``proof`` is ``"probe"`` or ``"memory"``.
     """
 
-    template_fields = ("openrouter_conn_id",)
     ui_color = "#d7ecf7"
 
     def __init__(
@@ -83,28 +81,22 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(poke_interval=poke_interval, timeout=timeout, max_wait=max_wait, **kwargs)
-        check_partition_schedule(self)
-        if not isinstance(settle, timedelta) or settle < timedelta(0):
-            raise InvalidParameterError(f"settle={settle!r} must be a non-negative timedelta.")
-        self.openrouter_conn_id = openrouter_conn_id
-        self.settle = settle
-        if deferrable is None:
-            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
-        self.deferrable = bool(deferrable)
-        self._hook: OpenRouterHook | None = None
+        super().__init__(
+            openrouter_conn_id=openrouter_conn_id,
+            settle=settle,
+            poke_interval=poke_interval,
+            timeout=timeout,
+            max_wait=max_wait,
+            deferrable=deferrable,
+            **kwargs,
+        )
         self._target: date | None = None
-        self._deadline: datetime | None = None
-        self._not_before: datetime | None = None
-        self._probes = 0
-        self._reported = False
         self._narrow = False
 
-    # ------------------------------------------------------------------ helpers
-    @property
-    def max_wait_seconds(self) -> float:
-        return self.max_wait.total_seconds() if self.max_wait is not None else 3600.0
+    def check_at_parse_time(self) -> None:
+        check_partition_schedule(self)
 
+    # ------------------------------------------------------------------ helpers
     def target_day(self, context: Context) -> date:
         """The last UTC day of the run's window (its partition, or else its data interval, as the
         operators resolve it); skips the task if the window precedes the dataset."""
@@ -125,11 +117,6 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
                 f"The {where} lies before OpenRouter's first day: nothing to wait for."
             )
         return window.end
-
-    def _get_hook(self) -> OpenRouterHook:
-        if self._hook is None:
-            self._hook = OpenRouterHook(self.openrouter_conn_id)
-        return self._hook
 
     def _remembered_proof(self, target: date) -> as_of_memory.SeenAsOf | None:
         seen = as_of_memory.recall(self.openrouter_conn_id, self._get_hook().get_conn().base_url)
@@ -156,63 +143,58 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
         return self._summary(target, seen.as_of.isoformat(), seen.end_date.isoformat(), 0, "memory")
 
     # ---------------------------------------------------------------- execution
-    def execute(self, context: Context) -> Any:
+    def begin(self, context: Context) -> dict[str, Any] | None:
         target = self._target = self.target_day(context)
-        complete_at = day_complete_at(target, self.settle)
-        started = probe.utcnow()
-        if self.reschedule and not self.deferrable:
-            started = context["ti"].get_first_reschedule_date(context) or started
-        self._deadline = started + timedelta(seconds=self.timeout)
+        self.start_deadline(context)
+        assert self._deadline is not None
         self.log.info(
             "Waiting for OpenRouter to prove %s complete (as_of >= %s, end_date >= %s); deadline %s.",
             target,
-            complete_at.isoformat(),
+            day_complete_at(target, self.settle).isoformat(),
             target,
             self._deadline.isoformat(),
         )
-        try:
-            if not self.deferrable:
-                return super().execute(context)
-            seen = self._remembered_proof(target)
-            if seen is not None:
-                return self._memory_summary(target, seen)
-            now = probe.utcnow()
-            if now >= complete_at:
-                result = self._probe_single_flight(context, target)
-                if isinstance(result, as_of_memory.SeenAsOf):
-                    return self._memory_summary(target, result)
-                if result is not None and result.complete:
-                    return self._succeed(context, target, result)
-            self._defer(target)
-        finally:
-            if self._hook is not None:
-                if not self._reported:
-                    self.log.info(
-                        "Spent %d probe(s), %d HTTP request(s) of the account's daily quota in this try.",
-                        self._probes,
-                        self._hook.request_count,
-                    )
-                self._hook.close()
-                self._hook = None
+        return None
 
-    def _defer(self, target: date) -> None:
+    def recalled(self) -> dict[str, Any] | None:
+        assert self._target is not None
+        seen = self._remembered_proof(self._target)
+        return None if seen is None else self._memory_summary(self._target, seen)
+
+    def first_probe_at(self) -> datetime:
+        assert self._target is not None
+        return day_complete_at(self._target, self.settle)
+
+    def unreachable(self, first: datetime) -> str:
         assert self._deadline is not None
-        now = probe.utcnow()
-        not_before = self._not_before
-        if not_before is None and self._probes:
-            not_before = now + timedelta(
-                seconds=probe.next_probe_delay(
-                    now,
-                    day_complete_at(target, self.settle),
-                    self.poke_interval,
-                    self.max_wait_seconds,
-                )
-            )
+        return (
+            f"{self._target} cannot be complete before {first.isoformat()}, after this sensor's deadline "
+            f"{self._deadline.isoformat()}; no request was made. Raise timeout or run later."
+        )
+
+    def waiting(self, first: datetime) -> None:
+        self.log.info(
+            "No request can prove %s before %s; waiting without one.",
+            self._target,
+            first.isoformat(),
+        )
+
+    def probe_once(self, context: Context) -> dict[str, Any] | None:
+        assert self._target is not None
+        result = self._probe_single_flight(context, self._target)
+        if isinstance(result, as_of_memory.SeenAsOf):
+            return self._memory_summary(self._target, result)
+        if result is not None and result.complete:
+            return self._succeed(context, self._target, result)
+        return None
+
+    def trigger(self, not_before: datetime | None) -> tuple[OpenRouterAsOfTrigger, str]:
         from airflow_provider_openrouter.triggers.as_of import OpenRouterAsOfTrigger
 
+        assert self._target is not None and self._deadline is not None
         trigger = OpenRouterAsOfTrigger(
             openrouter_conn_id=self.openrouter_conn_id,
-            target_day=target.isoformat(),
+            target_day=self._target.isoformat(),
             deadline=self._deadline,
             settle_seconds=self.settle.total_seconds(),
             poke_interval=self.poke_interval,
@@ -220,65 +202,19 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
             not_before=not_before.isoformat() if not_before else None,
             prior_probes=self._probes,
         )
-        self.log.info(
-            "Deferring to the triggerer until %s is proven complete or %s.",
-            target,
-            self._deadline.isoformat(),
-        )
-        self.defer(
-            trigger=trigger,
-            method_name="execute_complete",
-            timeout=max(self._deadline - now, timedelta(0)) + _DEFERRAL_GRACE,
-        )
+        return trigger, f"{self._target} is proven complete"
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        """One check in non-deferrable mode: memory first, then the clock, then (maybe) a probe."""
-        target = self._target or self.target_day(context)
-        seen = self._remembered_proof(target)
-        if seen is not None:
-            return PokeReturnValue(True, self._memory_summary(target, seen))
-        now = probe.utcnow()
-        complete_at = day_complete_at(target, self.settle)
+        """One check in non-deferrable mode: memory first, then the clock, then (maybe) a probe;
+        a ``retry_at`` after the deadline ends the wait at once."""
+        done = super().poke(context)
         assert self._deadline is not None
-        if complete_at > self._deadline:
-            raise AirflowSensorTimeout(
-                f"{target} cannot be complete before {complete_at.isoformat()}, after this sensor's deadline "
-                f"{self._deadline.isoformat()}; no request was made. Raise timeout or run later."
-            )
-        if now < complete_at:
-            self._not_before = complete_at
-            self.log.info(
-                "No request can prove %s before %s; waiting without one.",
-                target,
-                complete_at.isoformat(),
-            )
-            return False
-        if self._not_before is not None and now < self._not_before:
-            return False
-        result = self._probe_single_flight(context, target)
-        if isinstance(result, as_of_memory.SeenAsOf):
-            return PokeReturnValue(True, self._memory_summary(target, result))
-        if result is not None and result.complete:
-            return PokeReturnValue(True, self._succeed(context, target, result))
-        if self._not_before is not None and self._not_before > self._deadline:
+        if not done and self._not_before is not None and self._not_before > self._deadline:
             raise AirflowSensorTimeout(
                 f"OpenRouter accepts requests again at {self._not_before.isoformat()}, after this sensor's deadline "
                 f"{self._deadline.isoformat()}."
             )
-        return False
-
-    def _get_next_poke_interval(self, started_at: Any, run_duration: Any, poke_count: int) -> float:
-        """Wait for the completion instant or ``retry_at`` if one is pending, else back off."""
-        now = probe.utcnow()
-        if self._not_before is not None and self._not_before > now:
-            wait = (self._not_before - now).total_seconds()
-        else:
-            complete_at = day_complete_at(self._target or now.date(), self.settle)
-            wait = probe.next_probe_delay(
-                now, complete_at, self.poke_interval, self.max_wait_seconds
-            )
-        remaining = self.timeout - run_duration()
-        return max(0.0, min(wait, remaining))
+        return done
 
     def _probe_single_flight(
         self, context: Context, target: date
@@ -308,18 +244,10 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
 
     def _probe(self, context: Context, target: date) -> probe.ProbeResult | None:
         """Spend one probe; ``None`` if the API asked to wait (``retry_at`` is then set) or failed transiently."""
-        hook = self._get_hook()
-        self._probes += 1
-        self._not_before = None
         # the newest day the clock allows, unless a probe of it was refused (the API lags far behind)
         latest = None if self._narrow else (probe.utcnow() - self.settle).date() - timedelta(days=1)
-        outcome = hook.probe_day(target, self.settle, latest=latest)
-        if isinstance(outcome, probe.RetryAt):
-            self._not_before = outcome.moment
-            self.log.warning("Probe %d was refused: %s", self._probes, outcome.reason)
-            return None
-        if isinstance(outcome, probe.TransientFailure):
-            self.log.warning("Probe %d failed (%s); backing off.", self._probes, outcome.reason)
+        outcome = self.spend_probe(lambda hook: hook.probe_day(target, self.settle, latest=latest))
+        if outcome is None or isinstance(outcome, (probe.RetryAt, probe.TransientFailure)):
             return None
         if isinstance(outcome, probe.NotServedYet):
             if probe.probe_window(target, latest) != probe.probe_window(target):
@@ -335,7 +263,9 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
         if result.as_of is not None and result.end_date is not None:
             as_of_memory.remember(
                 self.openrouter_conn_id,
-                as_of_memory.SeenAsOf(result.as_of, result.end_date, hook.get_conn().base_url),
+                as_of_memory.SeenAsOf(
+                    result.as_of, result.end_date, self._get_hook().get_conn().base_url
+                ),
             )
         return result
 
@@ -363,8 +293,6 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
     # ------------------------------------------------------------------ resume
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume after the trigger: validate its event, then succeed, time out or fail."""
-        from airflow_provider_openrouter.triggers.as_of import ERROR, TIMEOUT
-
         target = self.target_day(context)
         checked = validate_event(event, target, self.settle)
         base_url = checked.get("base_url")
@@ -377,17 +305,7 @@ class OpenRouterAsOfSensor(BaseSensorOperator):
                     base_url,
                 ),
             )
-        self.log.info(
-            "Trigger reported %s: %s. Probes spent: %d (%d HTTP request(s) in the triggerer).",
-            checked["status"],
-            checked["message"],
-            checked["probes"],
-            checked["requests"],
-        )
-        if checked["status"] == TIMEOUT:
-            raise AirflowSensorTimeout(f"Sensor timed out: {checked['message']}")
-        if checked["status"] == ERROR:
-            raise OpenRouterError(f"The as_of probe failed: {checked['message']}")
+        self.report_event(checked, "as_of")
         context["ti"].xcom_push(key=probe.PROBE_XCOM_KEY, value=checked["probe"])
         return self._summary(
             target, checked["as_of"], checked["end_date"], checked["probes"], "probe"
@@ -400,41 +318,19 @@ def validate_event(event: Any, target: date, settle: timedelta = timedelta(0)) -
     A ``success`` must carry a probe record whose payload, re-validated here, proves ``target``
     complete; an event for another day is rejected.
     """
-    from airflow_provider_openrouter.triggers.as_of import ERROR, SUCCESS, TIMEOUT
+    from airflow_provider_openrouter.triggers.probe import SUCCESS
 
     def bad(why: str) -> AirflowException:
-        return AirflowException(
-            f"Invalid event from OpenRouterAsOfTrigger ({why}); the sensor cannot trust it."
-        )
+        return invalid_event("OpenRouterAsOfTrigger", why)
 
-    if not isinstance(event, Mapping):
-        raise bad(f"expected a dict, got {type(event).__name__}")
-    status = event.get("status")
-    if status not in (SUCCESS, TIMEOUT, ERROR):
-        raise bad(f"unknown status {status!r}")
-    if event.get("target_day") != target.isoformat():
-        raise bad(f"it is for day {event.get('target_day')!r}, this run waits for {target}")
-    probes, requests = event.get("probes"), event.get("requests", 0)
-    if (
-        not isinstance(probes, int)
-        or isinstance(probes, bool)
-        or probes < 0
-        or not isinstance(requests, int)
-    ):
-        raise bad(f"probes={probes!r}, requests={requests!r}")
-    message = event.get("message")
-    if not isinstance(message, str):
-        raise bad("no message")
-    checked = {
-        "status": status,
-        "message": message,
-        "probes": probes,
-        "requests": requests,
-        "as_of": None,
-        "end_date": None,
-        "base_url": event.get("base_url"),
-        "probe": None,
-    }
+    checked = check_event(
+        event,
+        "OpenRouterAsOfTrigger",
+        "target_day",
+        target.isoformat(),
+        lambda day: f"it is for day {day!r}, this run waits for {target}",
+    )
+    checked.update(as_of=None, end_date=None, base_url=event.get("base_url"), probe=None)
     try:
         if event.get("as_of") is not None:
             as_of = datetime.fromisoformat(str(event["as_of"]))
@@ -445,7 +341,7 @@ def validate_event(event: Any, target: date, settle: timedelta = timedelta(0)) -
             checked["end_date"] = date.fromisoformat(str(event["end_date"])).isoformat()
     except ValueError as exc:
         raise bad(f"unreadable as_of/end_date: {exc}") from None
-    if status != SUCCESS:
+    if checked["status"] != SUCCESS:
         return checked
     record = event.get("probe")
     if not isinstance(record, Mapping) or not isinstance(record.get("payload"), Mapping):
