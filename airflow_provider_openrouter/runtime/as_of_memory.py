@@ -20,11 +20,11 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_openrouter.runtime import variables
+from airflow_provider_openrouter.runtime.variables import public_base_url
 from airflow_provider_openrouter.windows.intervals import day_complete_at
 
 log = logging.getLogger(__name__)
@@ -67,31 +67,18 @@ class SeenAsOf:
         return cls(as_of, end_date, base_url)
 
 
-def public_base_url(url: str) -> str:
-    """``url`` without user info, query or fragment: safe to store and to log."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
-
-
 def variable_key(openrouter_conn_id: str) -> str:
     return VARIABLE_PREFIX + openrouter_conn_id
 
 
 def recall(openrouter_conn_id: str, base_url: str) -> SeenAsOf | None:
     """The remembered ``as_of`` of this connection if it was seen on this same API."""
-    stored = variables.read_json(variable_key(openrouter_conn_id))
-    seen = SeenAsOf.from_json(stored)
-    if seen is None or seen.base_url != public_base_url(base_url):
-        return None
-    return seen
+    return variables.recall_seen(variable_key(openrouter_conn_id), SeenAsOf.from_json, base_url)
 
 
 def remember(openrouter_conn_id: str, seen: SeenAsOf) -> bool:
     """Store ``seen`` if it is newer than what is remembered; return whether it was stored."""
-    seen = SeenAsOf(seen.as_of, seen.end_date, public_base_url(seen.base_url))
+    seen = replace(seen, base_url=public_base_url(seen.base_url))
     current = recall(openrouter_conn_id, seen.base_url)
     if current is not None:
         # Days only ever become complete, so the newest as_of and the latest day served combine.

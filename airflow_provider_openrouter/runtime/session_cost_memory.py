@@ -15,12 +15,12 @@ one probe later, nothing else.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from airflow_provider_openrouter.runtime import variables
-from airflow_provider_openrouter.runtime.as_of_memory import public_base_url
+from airflow_provider_openrouter.runtime.variables import public_base_url
 
 if TYPE_CHECKING:
     from airflow_provider_openrouter.api.datasets.session_cost import SessionCostMeta
@@ -72,22 +72,12 @@ def variable_key(openrouter_conn_id: str) -> str:
 
 def recall(openrouter_conn_id: str, base_url: str) -> SeenSnapshot | None:
     """The newest snapshot remembered for this connection, if it was seen on this same API."""
-    stored = variables.read_json(variable_key(openrouter_conn_id))
-    seen = SeenSnapshot.from_json(stored)
-    if seen is None or seen.base_url != public_base_url(base_url):
-        return None
-    return seen
+    return variables.recall_seen(variable_key(openrouter_conn_id), SeenSnapshot.from_json, base_url)
 
 
 def remember(openrouter_conn_id: str, seen: SeenSnapshot) -> bool:
     """Store ``seen`` if it is newer than what is remembered; return whether it was stored."""
-    seen = SeenSnapshot(
-        seen.window_end_date,
-        seen.window_days,
-        seen.version,
-        seen.as_of,
-        public_base_url(seen.base_url),
-    )
+    seen = replace(seen, base_url=public_base_url(seen.base_url))
     current = recall(openrouter_conn_id, seen.base_url)
     if current is not None and current.window_end_date >= seen.window_end_date:
         return False

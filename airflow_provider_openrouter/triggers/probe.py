@@ -19,7 +19,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_openrouter.exceptions import OpenRouterError
 from airflow_provider_openrouter.hooks.openrouter import OpenRouterHook
 from airflow_provider_openrouter.runtime import probe
-from airflow_provider_openrouter.runtime.as_of_memory import public_base_url
+from airflow_provider_openrouter.runtime.variables import public_base_url
 from airflow_provider_openrouter.triggers.waiting import aware, sleep_until
 
 #: Values of ``event["status"]``.
