@@ -114,9 +114,6 @@ class OpenRouterAsOfTrigger(ProbeTrigger[probe.ProbeResult]):
             self.log.info("Probe %d: %s.", probes, result.describe())
         return result, result.complete
 
-    def record(self, answer: probe.ProbeResult, base_url: str) -> dict[str, Any] | None:
-        return probe.probe_record(answer, base_url, self.openrouter_conn_id, probe.utcnow())
-
     def deadline_passed(self, last: probe.ProbeResult | None) -> str:
         return f"; {last.describe() if last else f'{self.target} was not proven complete'}"
 
@@ -124,12 +121,13 @@ class OpenRouterAsOfTrigger(ProbeTrigger[probe.ProbeResult]):
         return f"; {last.describe() if last else 'no answer yet'}"
 
     def payload(
-        self,
-        status: str,
-        last: probe.ProbeResult | None,
-        record: dict[str, Any] | None,
-        counts: dict[str, Any],
+        self, status: str, last: probe.ProbeResult | None, counts: dict[str, Any]
     ) -> dict[str, Any]:
+        record = None
+        if status == SUCCESS and last is not None:
+            record = probe.probe_record(
+                last, counts["base_url"], self.openrouter_conn_id, probe.utcnow()
+            )
         return {
             "status": status,
             "target_day": self.target.isoformat(),

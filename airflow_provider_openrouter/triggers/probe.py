@@ -85,10 +85,6 @@ class ProbeTrigger(BaseTrigger, Generic[Answer]):
         the answer is logged here)."""
         raise NotImplementedError
 
-    def record(self, answer: Answer, base_url: str) -> dict[str, Any] | None:
-        """What a success carries besides the answer (None: nothing)."""
-        return None
-
     def deadline_passed(self, last: Answer | None) -> str:
         """The end of the message when the deadline passes, after ``The deadline ... passed``."""
         raise NotImplementedError
@@ -97,15 +93,10 @@ class ProbeTrigger(BaseTrigger, Generic[Answer]):
         """The end of the message when ``retry_at`` falls after the deadline."""
         return ""
 
-    def payload(
-        self,
-        status: str,
-        last: Answer | None,
-        record: dict[str, Any] | None,
-        counts: dict[str, Any],
-    ) -> dict[str, Any]:
-        """The event's payload: ``status``, this trigger's fields and ``counts`` (``probes``,
-        ``requests``, ``message``, ``base_url``)."""
+    def payload(self, status: str, last: Answer | None, counts: dict[str, Any]) -> dict[str, Any]:
+        """The event's payload: ``status``, this trigger's fields (``last`` is the last answer,
+        the one that proves what is awaited on success) and ``counts`` (``probes``, ``requests``,
+        ``message``, ``base_url``)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------ the loop
@@ -114,7 +105,7 @@ class ProbeTrigger(BaseTrigger, Generic[Answer]):
         last: Answer | None = None
         client: Any = None
 
-        def event(status: str, message: str, record: dict[str, Any] | None = None) -> TriggerEvent:
+        def event(status: str, message: str) -> TriggerEvent:
             requests = client.request_count if client is not None else 0
             self.log.info(
                 "%s (%d probe(s), %d request(s) against the daily quota).",
@@ -128,7 +119,7 @@ class ProbeTrigger(BaseTrigger, Generic[Answer]):
                 "message": message,
                 "base_url": public_base_url(client.base_url) if client is not None else None,
             }
-            return TriggerEvent(self.payload(status, last, record, counts))
+            return TriggerEvent(self.payload(status, last, counts))
 
         first = self.first_probe_at()
         if first > self.deadline:
@@ -180,14 +171,9 @@ class ProbeTrigger(BaseTrigger, Generic[Answer]):
             elif isinstance(outcome, probe.TransientFailure):
                 self.log.warning("Probe %d failed (%s); backing off.", probes, outcome.reason)
             else:
-                answer, proven = self.read(outcome, probes)
-                last = answer
+                last, proven = self.read(outcome, probes)
                 if proven:
-                    yield event(
-                        SUCCESS,
-                        f"{answer.describe()} after {probes} probe(s)",
-                        self.record(answer, public_base_url(client.base_url)),
-                    )
+                    yield event(SUCCESS, f"{last.describe()} after {probes} probe(s)")
                     return
 
             now = probe.utcnow()

@@ -107,11 +107,7 @@ class OpenRouterSessionCostTrigger(ProbeTrigger[session_cost.SessionCostMeta]):
         return f" without {self._awaited()}{f'; last seen: {last.describe()}' if last else ''}"
 
     def payload(
-        self,
-        status: str,
-        last: session_cost.SessionCostMeta | None,
-        record: dict[str, Any] | None,
-        counts: dict[str, Any],
+        self, status: str, last: session_cost.SessionCostMeta | None, counts: dict[str, Any]
     ) -> dict[str, Any]:
         return {
             "status": status,
