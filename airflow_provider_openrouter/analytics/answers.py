@@ -232,7 +232,9 @@ def _plain_rows(items: list[Any], query: AnalyticsQuery | None) -> list[dict[str
     kinds = set(map(type, values))
     if not kinds <= _PLAIN and not (
         kinds <= _PLAIN_OR_DECIMAL
-        and all(map(Decimal.is_finite, compress(values, map(is_, map(type, values), _DECIMALS))))
+        and all(
+            map(Decimal.is_finite, compress(values, map(is_, map(type, values), repeat(Decimal))))
+        )
     ):
         return None
     if query is not None:
@@ -246,7 +248,6 @@ def _plain_rows(items: list[Any], query: AnalyticsQuery | None) -> list[dict[str
 
 
 _DICT = {dict}
-_DECIMALS = repeat(Decimal)
 #: Exact types of a metric's values (``bool`` is not a number here).
 _METRIC = frozenset({int, Decimal, type(None)})
 
